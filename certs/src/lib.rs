@@ -1,0 +1,1 @@
+//! The appliance's internal certificate authority.

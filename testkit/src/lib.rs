@@ -1,0 +1,5 @@
+//! Test support for coder-airgap: locating the real programs the tests drive (Terraform,
+//! PostgreSQL, minisign, openssl), starting them with a clean environment, and local
+//! stand-ins for internet upstreams. Used by tests and by `scripts/demo`; never shipped.
+
+pub mod tools;
