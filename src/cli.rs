@@ -12,7 +12,7 @@ use crate::cmd;
 /// `ca` issues certificates from the appliance's internal CA; `mirror` serves and maintains
 /// the Terraform provider mirror.
 #[derive(Debug, Parser)]
-#[command(name = "coder-airgap", version, about, long_about = None, propagate_version = true)]
+#[command(name = "coder-airgap", version, about, long_about = None)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug). CODER_AIRGAP_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -56,5 +56,16 @@ impl Command {
             Command::Ca(command) => cmd::ca::run(command),
             Command::Mirror(command) => cmd::mirror::run(command),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_subcommand_definition_is_consistent() {
+        // clap checks names, conflicts and defaults of the whole tree only when asked.
+        super::Cli::command().debug_assert();
     }
 }

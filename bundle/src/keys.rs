@@ -134,22 +134,17 @@ impl SecretKey {
     pub fn from_file(path: &Path, password: Option<String>) -> Result<SecretKey> {
         let text = std::fs::read_to_string(path).at(path)?;
         let bad = |reason: String| BundleError::Key { path: path.to_path_buf(), reason };
-        let sk_box = minisign::SecretKeyBox::from_string(&text).map_err(|e| bad(e.to_string()))?;
         let sk = if is_encrypted(&text) {
+            let sk_box = minisign::SecretKeyBox::from_string(&text).map_err(|e| bad(e.to_string()))?;
             let password = password.ok_or_else(|| {
                 bad("is encrypted: give its password with --password-file FILE (or run interactively)".into())
             })?;
             minisign::SecretKey::from_box(sk_box, Some(password))
                 .map_err(|e| bad(format!("cannot decrypt ({e}): wrong password?")))?
         } else {
-            sk_box.into_unencrypted_secret_key().map_err(|e| bad(e.to_string()))?
+            return unencrypted_key(&text).map_err(bad);
         };
-        // Layout of a decrypted key (minisign's format): algorithms and KDF parameters
-        // (54 bytes), key ID (8), Ed25519 secret key (64), checksum (32).
-        let bytes = sk.to_bytes();
-        let raw = bytes.get(54..126).ok_or_else(|| bad("truncated secret key".into()))?;
-        let key = ed25519_compact::SecretKey::from_slice(&raw[8..]).map_err(|_| bad("invalid Ed25519 secret key".into()))?;
-        Ok(SecretKey { id: key_id(&raw[..8]), key })
+        key_from_bytes(&sk.to_bytes()).map_err(bad)
     }
 
     /// Whether the secret key file at `path` needs a password.
@@ -157,6 +152,33 @@ impl SecretKey {
         let text = std::fs::read_to_string(path).at(path)?;
         Ok(is_encrypted(&text))
     }
+}
+
+/// Layout of a decrypted minisign secret key: algorithms and KDF parameters (54 bytes),
+/// key ID (8), Ed25519 secret key (64), checksum (32).
+fn key_from_bytes(bytes: &[u8]) -> std::result::Result<SecretKey, String> {
+    let raw = bytes.get(54..126).ok_or("truncated secret key")?;
+    let key = ed25519_compact::SecretKey::from_slice(&raw[8..]).map_err(|_| "invalid Ed25519 secret key")?;
+    key.validate_public_key(&key.public_key()).map_err(|_| "its public half does not match its seed: corrupted key")?;
+    Ok(SecretKey { id: key_id(&raw[..8]), key })
+}
+
+/// An unencrypted key, parsed here because the stock `minisign -G -W` (0.11) leaves the
+/// checksum zero, which the minisign crate rejects; the seed/public-half check above
+/// still catches corruption.
+fn unencrypted_key(text: &str) -> std::result::Result<SecretKey, String> {
+    use blake2::digest::consts::U32;
+    use blake2::{Blake2b, Digest};
+    let raw = key_line(text).and_then(|l| B64.decode(l).ok()).ok_or("not base64")?;
+    if raw.len() != 158 || &raw[..2] != b"Ed" {
+        return Err("not an Ed25519 minisign secret key".into());
+    }
+    let checksum = Blake2b::<U32>::new().chain_update(&raw[..2]).chain_update(&raw[54..126]).finalize();
+    let stored = &raw[126..158];
+    if stored != checksum.as_slice() && stored.iter().any(|&b| b != 0) {
+        return Err("checksum mismatch: corrupted key".into());
+    }
+    key_from_bytes(&raw)
 }
 
 /// The base64 line of a minisign key or signature file (the first non-comment line).

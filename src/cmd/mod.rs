@@ -3,6 +3,7 @@
 pub mod ca;
 pub mod inspect;
 pub mod keygen;
+mod keys;
 pub mod mirror;
 pub mod pack;
 pub mod unpack;
