@@ -24,7 +24,9 @@ pub enum BundleError {
         reason: String,
     },
     /// `keygen` would overwrite an existing key.
-    #[error("{path} already exists: refusing to overwrite a key (move it away or choose another --out)")]
+    #[error(
+        "{path} already exists: refusing to overwrite a key (move it away or choose another --out)"
+    )]
     KeyExists {
         /// The existing key file.
         path: PathBuf,
@@ -38,13 +40,17 @@ pub enum BundleError {
         reason: String,
     },
     /// A stage file changed while it was being packed.
-    #[error("stage file {path} changed while packing: re-run pack once nothing writes to the stage")]
+    #[error(
+        "stage file {path} changed while packing: re-run pack once nothing writes to the stage"
+    )]
     StageChanged {
         /// The file that changed.
         path: PathBuf,
     },
     /// The detached signature file next to the bundle is missing.
-    #[error("signature file {path} is missing: copy it next to the bundle (or name it with --sig)")]
+    #[error(
+        "signature file {path} is missing: copy it next to the bundle (or name it with --sig)"
+    )]
     MissingSignature {
         /// Where the signature was expected.
         path: PathBuf,

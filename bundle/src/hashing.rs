@@ -21,7 +21,12 @@ pub(crate) struct Sha256Reader<'a, R> {
 
 impl<'a, R: Read> Sha256Reader<'a, R> {
     pub fn new(inner: R, progress: &'a dyn Progress) -> Self {
-        Sha256Reader { inner, hasher: Sha256::new(), count: 0, progress }
+        Sha256Reader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            progress,
+        }
     }
 
     /// Bytes read and their lower-case hex sha256.
@@ -34,6 +39,22 @@ impl<R: Read> Read for Sha256Reader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// A reader that counts bytes and reports progress.
+pub(crate) struct CountingReader<'a, R> {
+    pub inner: R,
+    pub count: u64,
+    pub progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
         self.count += n as u64;
         self.progress.advance(n as u64);
         Ok(n)
@@ -67,10 +88,18 @@ pub(crate) fn sha256_file(path: &Path, progress: &dyn Progress) -> Result<(u64, 
     Ok(reader.finish())
 }
 
+/// Size and hex sha256 of one file.
+type FileHash = (u64, String);
+
 /// Hashes `paths` on `threads` threads; results in the same order as `paths`.
-pub(crate) fn sha256_files(paths: &[&Path], threads: usize, progress: &dyn Progress) -> Result<Vec<(u64, String)>> {
+pub(crate) fn sha256_files(
+    paths: &[&Path],
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<(u64, String)>> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<(u64, String)>>>> = Mutex::new((0..paths.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<FileHash>>>> =
+        Mutex::new((0..paths.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| loop {
@@ -87,7 +116,9 @@ pub(crate) fn sha256_files(paths: &[&Path], threads: usize, progress: &dyn Progr
             });
         }
     });
-    let slots = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let slots = results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // Report the first real failure, not the files skipped because of it.
     let mut out = Vec::with_capacity(slots.len());
     let mut skipped = None;

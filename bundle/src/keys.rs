@@ -7,8 +7,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 
 use crate::error::{BundleError, IoContext, Result};
 
@@ -85,7 +85,11 @@ pub fn generate(dir: &Path, password: Option<String>) -> Result<GeneratedKeys> {
         None => minisign::KeyPair::generate_unencrypted_keypair(),
     }
     .map_err(|e| key_err(&secret, e))?;
-    let sk_text = pair.sk.to_box(None).map_err(|e| key_err(&secret, e))?.into_string();
+    let sk_text = pair
+        .sk
+        .to_box(None)
+        .map_err(|e| key_err(&secret, e))?
+        .into_string();
     let pk_box = pair.pk.to_box().map_err(|e| key_err(&public, e))?;
     let pk_text = pk_box.into_string();
     write_new(&secret, sk_text.as_bytes(), 0o600)?;
@@ -115,17 +119,23 @@ impl PublicKey {
 
     /// Parses minisign public key text; `origin` names it in errors.
     pub fn from_text(text: &str, origin: &Path) -> Result<PublicKey> {
-        let bad = |reason: &str| BundleError::Key {
+        let bad = |reason: &str| {
+            BundleError::Key {
             path: origin.to_path_buf(),
             reason: format!("{reason}: expected a minisign public key (made by `coder-airgap keygen` or `minisign -G`)"),
+        }
         };
         let line = key_line(text).ok_or_else(|| bad("no key line"))?;
         let raw = B64.decode(line).map_err(|_| bad("not base64"))?;
         if raw.len() != 42 || &raw[..2] != b"Ed" {
             return Err(bad("not an Ed25519 minisign key"));
         }
-        let key = ed25519_compact::PublicKey::from_slice(&raw[10..]).map_err(|_| bad("invalid Ed25519 key"))?;
-        Ok(PublicKey { id: key_id(&raw[2..10]), key })
+        let key = ed25519_compact::PublicKey::from_slice(&raw[10..])
+            .map_err(|_| bad("invalid Ed25519 key"))?;
+        Ok(PublicKey {
+            id: key_id(&raw[2..10]),
+            key,
+        })
     }
 }
 
@@ -133,9 +143,13 @@ impl SecretKey {
     /// Reads and, if it is encrypted, decrypts a minisign secret key file.
     pub fn from_file(path: &Path, password: Option<String>) -> Result<SecretKey> {
         let text = std::fs::read_to_string(path).at(path)?;
-        let bad = |reason: String| BundleError::Key { path: path.to_path_buf(), reason };
+        let bad = |reason: String| BundleError::Key {
+            path: path.to_path_buf(),
+            reason,
+        };
         let sk = if is_encrypted(&text) {
-            let sk_box = minisign::SecretKeyBox::from_string(&text).map_err(|e| bad(e.to_string()))?;
+            let sk_box =
+                minisign::SecretKeyBox::from_string(&text).map_err(|e| bad(e.to_string()))?;
             let password = password.ok_or_else(|| {
                 bad("is encrypted: give its password with --password-file FILE (or run interactively)".into())
             })?;
@@ -158,9 +172,14 @@ impl SecretKey {
 /// key ID (8), Ed25519 secret key (64), checksum (32).
 fn key_from_bytes(bytes: &[u8]) -> std::result::Result<SecretKey, String> {
     let raw = bytes.get(54..126).ok_or("truncated secret key")?;
-    let key = ed25519_compact::SecretKey::from_slice(&raw[8..]).map_err(|_| "invalid Ed25519 secret key")?;
-    key.validate_public_key(&key.public_key()).map_err(|_| "its public half does not match its seed: corrupted key")?;
-    Ok(SecretKey { id: key_id(&raw[..8]), key })
+    let key = ed25519_compact::SecretKey::from_slice(&raw[8..])
+        .map_err(|_| "invalid Ed25519 secret key")?;
+    key.validate_public_key(&key.public_key())
+        .map_err(|_| "its public half does not match its seed: corrupted key")?;
+    Ok(SecretKey {
+        id: key_id(&raw[..8]),
+        key,
+    })
 }
 
 /// An unencrypted key, parsed here because the stock `minisign -G -W` (0.11) leaves the
@@ -169,11 +188,16 @@ fn key_from_bytes(bytes: &[u8]) -> std::result::Result<SecretKey, String> {
 fn unencrypted_key(text: &str) -> std::result::Result<SecretKey, String> {
     use blake2::digest::consts::U32;
     use blake2::{Blake2b, Digest};
-    let raw = key_line(text).and_then(|l| B64.decode(l).ok()).ok_or("not base64")?;
+    let raw = key_line(text)
+        .and_then(|l| B64.decode(l).ok())
+        .ok_or("not base64")?;
     if raw.len() != 158 || &raw[..2] != b"Ed" {
         return Err("not an Ed25519 minisign secret key".into());
     }
-    let checksum = Blake2b::<U32>::new().chain_update(&raw[..2]).chain_update(&raw[54..126]).finalize();
+    let checksum = Blake2b::<U32>::new()
+        .chain_update(&raw[..2])
+        .chain_update(&raw[54..126])
+        .finalize();
     let stored = &raw[126..158];
     if stored != checksum.as_slice() && stored.iter().any(|&b| b != 0) {
         return Err("checksum mismatch: corrupted key".into());

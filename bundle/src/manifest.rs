@@ -109,8 +109,9 @@ impl Manifest {
 
     /// Parses and checks a manifest: format version, safe unique paths, well-formed hashes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Manifest> {
-        let manifest: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| BundleError::BadManifest(format!("not valid JSON for format {FORMAT_VERSION}: {e}")))?;
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| {
+            BundleError::BadManifest(format!("not valid JSON for format {FORMAT_VERSION}: {e}"))
+        })?;
         manifest.check()?;
         Ok(manifest)
     }
@@ -128,15 +129,27 @@ impl Manifest {
         for (path, mode) in paths.chain(self.files.iter().map(|f| (&f.path, f.mode))) {
             check_path(path)?;
             if !seen.insert(path.as_str()) {
-                return Err(BundleError::BadManifest(format!("{path:?} is listed twice")));
+                return Err(BundleError::BadManifest(format!(
+                    "{path:?} is listed twice"
+                )));
             }
             if mode & !0o777 != 0 {
-                return Err(BundleError::BadManifest(format!("{path:?} has mode {mode:o}")));
+                return Err(BundleError::BadManifest(format!(
+                    "{path:?} has mode {mode:o}"
+                )));
             }
         }
         for f in &self.files {
-            if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
-                return Err(BundleError::BadManifest(format!("{:?} has a malformed sha256", f.path)));
+            if f.sha256.len() != 64
+                || !f
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err(BundleError::BadManifest(format!(
+                    "{:?} has a malformed sha256",
+                    f.path
+                )));
             }
         }
         Ok(())
@@ -145,7 +158,10 @@ impl Manifest {
 
 /// Checks that `path` is a safe, normalised, relative bundle path.
 pub fn check_path(path: &str) -> Result<()> {
-    let unsafe_path = |reason| BundleError::UnsafePath { path: path.to_string(), reason };
+    let unsafe_path = |reason| BundleError::UnsafePath {
+        path: path.to_string(),
+        reason,
+    };
     if path.is_empty() {
         return Err(unsafe_path("empty path"));
     }
@@ -177,10 +193,25 @@ mod tests {
 
     #[test]
     fn rejects_unsafe_paths() {
-        for bad in ["", "/etc/passwd", "a/../b", "..", "a//b", "./a", "a/", "manifest.json", "a\\b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "..",
+            "a//b",
+            "./a",
+            "a/",
+            "manifest.json",
+            "a\\b",
+        ] {
             assert!(check_path(bad).is_err(), "{bad:?} accepted");
         }
-        for good in ["bin/coder", "a..b", "postgres/lib/x.so.1", "docs/manifest.json"] {
+        for good in [
+            "bin/coder",
+            "a..b",
+            "postgres/lib/x.so.1",
+            "docs/manifest.json",
+        ] {
             check_path(good).expect(good);
         }
     }

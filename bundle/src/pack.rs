@@ -12,12 +12,15 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use crate::error::{BundleError, IoContext, Result};
-use crate::hashing::{sha256_files, PrehashWriter, Sha256Reader};
+use crate::hashing::{sha256_files, CountingReader, PrehashWriter};
 use crate::keys::SecretKey;
-use crate::manifest::{Component, DirEntry, FileEntry, Manifest, FORMAT_VERSION, MANIFEST_NAME, MANIFEST_SIG_NAME, SHA256SUMS_NAME};
+use crate::manifest::{
+    Component, DirEntry, FileEntry, Manifest, FORMAT_VERSION, MANIFEST_NAME, MANIFEST_SIG_NAME,
+    SHA256SUMS_NAME,
+};
 use crate::parallel_gzip::ParallelGzWriter;
 use crate::signature::{sign_prehash, sign_reader, Prehash};
-use crate::stage::{scan, StageEntry};
+use crate::stage::{scan, unchanged, StageEntry};
 use crate::Progress;
 
 /// The stage's lock file, whose `components` `pack` copies into the manifest.
@@ -71,7 +74,13 @@ pub struct PackSummary {
 }
 
 /// Packs `stage` into `out` (and `out.minisig`), signed with `key`.
-pub fn pack(stage: &Path, key: &SecretKey, out: &Path, opts: &PackOptions, progress: &dyn Progress) -> Result<PackSummary> {
+pub fn pack(
+    stage: &Path,
+    key: &SecretKey,
+    out: &Path,
+    opts: &PackOptions,
+    progress: &dyn Progress,
+) -> Result<PackSummary> {
     let threads = opts.threads.unwrap_or_else(default_threads);
     let (entries, newest) = scan(stage)?;
     let files: Vec<&StageEntry> = entries.iter().filter(|e| e.size.is_some()).collect();
@@ -84,17 +93,36 @@ pub fn pack(stage: &Path, key: &SecretKey, out: &Path, opts: &PackOptions, progr
     let created = opts.created.unwrap_or_else(|| OffsetDateTime::from(newest));
     let manifest = build_manifest(stage, &entries, &hashes, created, opts)?;
     let manifest_bytes = manifest.to_bytes()?;
-    let manifest_sig = sign_reader(key, &manifest_bytes[..], &trusted_comment(&manifest, MANIFEST_NAME)).at(stage)?;
+    let manifest_sig = sign_reader(
+        key,
+        &manifest_bytes[..],
+        &trusted_comment(&manifest, MANIFEST_NAME),
+    )
+    .at(stage)?;
 
     progress.phase("packing", total);
     let out_dir = parent_dir(out);
-    let tmp = tempfile::Builder::new().prefix(".pack-").suffix(".part").tempfile_in(&out_dir).at(&out_dir)?;
-    let sink = PrehashWriter { inner: BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone().at(tmp.path())?), hash: Prehash::default(), count: 0 };
+    let tmp = tempfile::Builder::new()
+        .prefix(".pack-")
+        .suffix(".part")
+        .tempfile_in(&out_dir)
+        .at(&out_dir)?;
+    let sink = PrehashWriter {
+        inner: BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone().at(tmp.path())?),
+        hash: Prehash::default(),
+        count: 0,
+    };
     let mut tar = tar::Builder::new(ParallelGzWriter::new(sink, threads));
     let mtime = created.unix_timestamp().max(0) as u64;
     append_bytes(&mut tar, MANIFEST_NAME, &manifest_bytes, mtime).at(tmp.path())?;
     append_bytes(&mut tar, MANIFEST_SIG_NAME, manifest_sig.as_bytes(), mtime).at(tmp.path())?;
-    append_bytes(&mut tar, SHA256SUMS_NAME, manifest.sha256sums().as_bytes(), mtime).at(tmp.path())?;
+    append_bytes(
+        &mut tar,
+        SHA256SUMS_NAME,
+        manifest.sha256sums().as_bytes(),
+        mtime,
+    )
+    .at(tmp.path())?;
     append_stage(&mut tar, &entries, &manifest, mtime, progress, tmp.path())?;
     let gz = tar.into_inner().at(tmp.path())?;
     let mut sink = gz.finish().at(tmp.path())?;
@@ -106,7 +134,12 @@ pub fn pack(stage: &Path, key: &SecretKey, out: &Path, opts: &PackOptions, progr
     let bundle_sig = sign_prehash(key, hash, &trusted_comment(&manifest, &file_name(out)));
     finish_file(tmp, out)?;
     write_atomic(&signature, bundle_sig.as_bytes())?;
-    Ok(PackSummary { manifest, bundle: out.to_path_buf(), signature, bundle_bytes: count })
+    Ok(PackSummary {
+        manifest,
+        bundle: out.to_path_buf(),
+        signature,
+        bundle_bytes: count,
+    })
 }
 
 /// `BUNDLE.minisig`, the detached signature's conventional path.
@@ -117,19 +150,41 @@ pub fn signature_path(bundle: &Path) -> PathBuf {
 }
 
 fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
-fn build_manifest(stage: &Path, entries: &[StageEntry], hashes: &[(u64, String)], created: OffsetDateTime, opts: &PackOptions) -> Result<Manifest> {
+fn build_manifest(
+    stage: &Path,
+    entries: &[StageEntry],
+    hashes: &[(u64, String)],
+    created: OffsetDateTime,
+    opts: &PackOptions,
+) -> Result<Manifest> {
     let mut hashes = hashes.iter();
     let mut directories = Vec::new();
     let mut files = Vec::new();
     for entry in entries {
         match entry.size {
-            None => directories.push(DirEntry { path: entry.rel.clone(), mode: entry.mode }),
+            None => directories.push(DirEntry {
+                path: entry.rel.clone(),
+                mode: entry.mode,
+            }),
             Some(_) => {
-                let (size, sha256) = hashes.next().cloned().ok_or_else(|| BundleError::StageChanged { path: entry.abs.clone() })?;
-                files.push(FileEntry { path: entry.rel.clone(), size, sha256, mode: entry.mode });
+                let (size, sha256) =
+                    hashes
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| BundleError::StageChanged {
+                            path: entry.abs.clone(),
+                        })?;
+                files.push(FileEntry {
+                    path: entry.rel.clone(),
+                    size,
+                    sha256,
+                    mode: entry.mode,
+                });
             }
         }
     }
@@ -137,11 +192,23 @@ fn build_manifest(stage: &Path, entries: &[StageEntry], hashes: &[(u64, String)]
     Ok(Manifest {
         format: FORMAT_VERSION,
         name: opts.name.clone(),
-        version: opts.version.clone().unwrap_or_else(|| format!("{}.{:02}.{:02}", date.year(), u8::from(date.month()), date.day())),
-        sequence: opts.sequence.unwrap_or(created.unix_timestamp().max(0) as u64),
+        version: opts.version.clone().unwrap_or_else(|| {
+            format!(
+                "{}.{:02}.{:02}",
+                date.year(),
+                u8::from(date.month()),
+                date.day()
+            )
+        }),
+        sequence: opts
+            .sequence
+            .unwrap_or(created.unix_timestamp().max(0) as u64),
         created,
         expires: created + time::Duration::days(i64::from(opts.expires_in_days)),
-        platform: opts.platform.clone().unwrap_or_else(|| "linux_amd64".into()),
+        platform: opts
+            .platform
+            .clone()
+            .unwrap_or_else(|| "linux_amd64".into()),
         components: read_components(stage)?,
         directories,
         files,
@@ -167,7 +234,10 @@ fn read_components(stage: &Path) -> Result<std::collections::BTreeMap<String, Co
 }
 
 fn trusted_comment(manifest: &Manifest, file: &str) -> String {
-    format!("coder-airgap bundle {} {} sequence {} file:{}", manifest.name, manifest.version, manifest.sequence, file)
+    format!(
+        "coder-airgap bundle {} {} sequence {} file:{}",
+        manifest.name, manifest.version, manifest.sequence, file
+    )
 }
 
 fn header(kind: tar::EntryType, size: u64, mode: u32, mtime: u64) -> tar::Header {
@@ -181,27 +251,55 @@ fn header(kind: tar::EntryType, size: u64, mode: u32, mtime: u64) -> tar::Header
     header
 }
 
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8], mtime: u64) -> std::io::Result<()> {
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    bytes: &[u8],
+    mtime: u64,
+) -> std::io::Result<()> {
     let mut h = header(tar::EntryType::Regular, bytes.len() as u64, 0o644, mtime);
     tar.append_data(&mut h, name, bytes)
 }
 
-fn append_stage<W: Write>(tar: &mut tar::Builder<W>, entries: &[StageEntry], manifest: &Manifest, mtime: u64, progress: &dyn Progress, out: &Path) -> Result<()> {
+fn append_stage<W: Write>(
+    tar: &mut tar::Builder<W>,
+    entries: &[StageEntry],
+    manifest: &Manifest,
+    mtime: u64,
+    progress: &dyn Progress,
+    out: &Path,
+) -> Result<()> {
     let mut files = manifest.files.iter();
     for entry in entries {
         let Some(size) = entry.size else {
             let mut h = header(tar::EntryType::Directory, 0, entry.mode, mtime);
-            tar.append_data(&mut h, format!("{}/", entry.rel), std::io::empty()).at(out)?;
+            tar.append_data(&mut h, format!("{}/", entry.rel), std::io::empty())
+                .at(out)?;
             continue;
         };
-        let expected = files.next().ok_or_else(|| BundleError::StageChanged { path: entry.abs.clone() })?;
+        let expected = files.next().ok_or_else(|| BundleError::StageChanged {
+            path: entry.abs.clone(),
+        })?;
+        // Hashes come from the first pass; a file rewritten since then shows in its size or
+        // mtime (re-hashing here would cost the compressors a core).
         let file = File::open(&entry.abs).at(&entry.abs)?;
-        let mut reader = Sha256Reader::new(file.take(size), progress);
+        let meta = file.metadata().at(&entry.abs)?;
+        if !unchanged(entry, &meta) || expected.size != size {
+            return Err(BundleError::StageChanged {
+                path: entry.abs.clone(),
+            });
+        }
+        let mut reader = CountingReader {
+            inner: file.take(size),
+            count: 0,
+            progress,
+        };
         let mut h = header(tar::EntryType::Regular, size, entry.mode, mtime);
         tar.append_data(&mut h, &entry.rel, &mut reader).at(out)?;
-        let (count, sha256) = reader.finish();
-        if count != expected.size || sha256 != expected.sha256 {
-            return Err(BundleError::StageChanged { path: entry.abs.clone() });
+        if reader.count != size {
+            return Err(BundleError::StageChanged {
+                path: entry.abs.clone(),
+            });
         }
     }
     Ok(())
@@ -215,22 +313,32 @@ fn parent_dir(path: &Path) -> PathBuf {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Makes a finished temporary file world-readable, durable, and moves it to `dest`.
 fn finish_file(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).at(tmp.path())?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .at(tmp.path())?;
     tmp.as_file().sync_all().at(tmp.path())?;
-    tmp.persist(dest).map_err(|e| BundleError::Io { path: dest.to_path_buf(), source: e.error })?;
+    tmp.persist(dest).map_err(|e| BundleError::Io {
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }
 
 /// Writes `bytes` to `dest` through a temporary file and a rename.
 pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let dir = parent_dir(dest);
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).at(&dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(&dir)
+        .at(&dir)?;
     tmp.write_all(bytes).at(tmp.path())?;
     finish_file(tmp, dest)
 }

@@ -76,7 +76,11 @@ impl<W: Write + Send + 'static> ParallelGzWriter<W> {
 
     /// Compresses what is buffered, waits for every worker, and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        let submitted = if !self.buf.is_empty() || self.next_seq == 0 { self.submit() } else { Ok(()) };
+        let submitted = if !self.buf.is_empty() || self.next_seq == 0 {
+            self.submit()
+        } else {
+            Ok(())
+        };
         self.jobs = None;
         for worker in self.workers.drain(..) {
             let _ = worker.join();
@@ -124,7 +128,11 @@ fn compress_worker(jobs: &Mutex<Receiver<Job>>, done: &mpsc::Sender<Job>) {
     }
 }
 
-fn collect_in_order<W: Write>(mut out: W, done: &Receiver<Job>, permits: &Receiver<()>) -> io::Result<W> {
+fn collect_in_order<W: Write>(
+    mut out: W,
+    done: &Receiver<Job>,
+    permits: &Receiver<()>,
+) -> io::Result<W> {
     let mut pending = BTreeMap::new();
     let mut next = 0u64;
     for (seq, member) in done {
@@ -166,7 +174,11 @@ fn level_for(chunk: &[u8]) -> u32 {
         packed += enc.finish().map(|v| v.len()).unwrap_or(SAMPLE);
         raw += SAMPLE;
     }
-    if packed as f64 > raw as f64 * STORE_RATIO { 0 } else { LEVEL }
+    if packed as f64 > raw as f64 * STORE_RATIO {
+        0
+    } else {
+        LEVEL
+    }
 }
 
 #[cfg(test)]
@@ -190,7 +202,9 @@ mod tests {
         let b = roundtrip(&data, 4);
         assert_eq!(a, b, "output must not depend on thread count");
         let mut back = Vec::new();
-        flate2::read::MultiGzDecoder::new(&a[..]).read_to_end(&mut back).expect("decode");
+        flate2::read::MultiGzDecoder::new(&a[..])
+            .read_to_end(&mut back)
+            .expect("decode");
         assert_eq!(back, data);
         assert!(a.len() < data.len() / 4, "compressible data must shrink");
     }

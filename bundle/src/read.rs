@@ -17,7 +17,10 @@ use time::OffsetDateTime;
 use crate::error::{BundleError, IoContext, Result};
 use crate::hashing::Sha256Reader;
 use crate::keys::{KeyId, PublicKey};
-use crate::manifest::{DirEntry, FileEntry, Manifest, MANIFEST_NAME, MANIFEST_SIG_NAME, MAX_MANIFEST_BYTES, SHA256SUMS_NAME};
+use crate::manifest::{
+    DirEntry, FileEntry, Manifest, MANIFEST_NAME, MANIFEST_SIG_NAME, MAX_MANIFEST_BYTES,
+    SHA256SUMS_NAME,
+};
 use crate::pack::signature_path;
 use crate::signature::{Prehash, Signature};
 use crate::tar_reader::{Header, TarReader};
@@ -28,7 +31,7 @@ const MAX_SIGNATURE_BYTES: u64 = 4096;
 const READ_CHUNK: usize = 1 << 20;
 
 /// How strictly to check a bundle.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct VerifyOptions {
     /// Accept a bundle whose `expires` has passed.
     pub allow_expired: bool,
@@ -36,12 +39,6 @@ pub struct VerifyOptions {
     pub signature: Option<PathBuf>,
     /// The time expiry is judged against; default now.
     pub now: Option<OffsetDateTime>,
-}
-
-impl Default for VerifyOptions {
-    fn default() -> Self {
-        VerifyOptions { allow_expired: false, signature: None, now: None }
-    }
 }
 
 /// A bundle that passed every check.
@@ -71,18 +68,34 @@ impl Sink for Discard {
         Ok(())
     }
     fn file(&mut self, _: &FileEntry, content: &mut dyn Read) -> Result<()> {
-        io::copy(content, &mut io::sink()).map(drop).map_err(|e| crate::tar_reader::stream_error(e, 0, false))
+        io::copy(content, &mut io::sink())
+            .map(drop)
+            .map_err(|e| crate::tar_reader::stream_error(e, 0, false))
     }
 }
 
 /// Proves `bundle` is intact and signed by `key`, writing nothing.
-pub fn verify(bundle: &Path, key: &PublicKey, opts: &VerifyOptions, progress: &dyn Progress) -> Result<Verified> {
+pub fn verify(
+    bundle: &Path,
+    key: &PublicKey,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<Verified> {
     read_bundle(bundle, key, opts, progress, &mut Discard)
 }
 
 /// The one pass shared by `verify` and `unpack`.
-pub(crate) fn read_bundle(bundle: &Path, key: &PublicKey, opts: &VerifyOptions, progress: &dyn Progress, sink: &mut dyn Sink) -> Result<Verified> {
-    let sig_path = opts.signature.clone().unwrap_or_else(|| signature_path(bundle));
+pub(crate) fn read_bundle(
+    bundle: &Path,
+    key: &PublicKey,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+    sink: &mut dyn Sink,
+) -> Result<Verified> {
+    let sig_path = opts
+        .signature
+        .clone()
+        .unwrap_or_else(|| signature_path(bundle));
     let detached = read_signature(&sig_path)?;
     let what = format!("bundle signature {}", sig_path.display());
     detached.check_key(key, &what)?;
@@ -99,9 +112,15 @@ pub(crate) fn read_bundle(bundle: &Path, key: &PublicKey, opts: &VerifyOptions, 
     tar.drain_zeros()?;
     drop(tar);
 
-    let hash = reader.join().map_err(|_| BundleError::Corrupt("reader thread panicked".into()))??;
+    let hash = reader
+        .join()
+        .map_err(|_| BundleError::Corrupt("reader thread panicked".into()))??;
     detached.verify_prehash(key, hash, &what)?;
-    Ok(Verified { manifest, key_id: key.id, bundle_bytes })
+    Ok(Verified {
+        manifest,
+        key_id: key.id,
+        bundle_bytes,
+    })
 }
 
 /// Reads only the manifest, without any signature check: for `inspect` without a key.
@@ -114,21 +133,34 @@ pub fn read_manifest_unverified(bundle: &Path) -> Result<Manifest> {
 
 fn read_signature(path: &Path) -> Result<Signature> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => BundleError::MissingSignature { path: path.to_path_buf() },
-        _ => BundleError::Io { path: path.to_path_buf(), source: e },
+        io::ErrorKind::NotFound => BundleError::MissingSignature {
+            path: path.to_path_buf(),
+        },
+        _ => BundleError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
     })?;
     if meta.len() > MAX_SIGNATURE_BYTES {
-        return Err(BundleError::MalformedSignature { what: path.display().to_string() });
+        return Err(BundleError::MalformedSignature {
+            what: path.display().to_string(),
+        });
     }
     let text = std::fs::read_to_string(path).at(path)?;
     Signature::parse(&text, &path.display().to_string())
 }
 
 /// Entries 0-2: the manifest, its signature (checked here), and SHA256SUMS.
-fn read_manifest<R: Read>(tar: &mut TarReader<R>, key: &PublicKey, opts: &VerifyOptions) -> Result<Manifest> {
+fn read_manifest<R: Read>(
+    tar: &mut TarReader<R>,
+    key: &PublicKey,
+    opts: &VerifyOptions,
+) -> Result<Manifest> {
     let bytes = read_small(tar, 0, MANIFEST_NAME, MAX_MANIFEST_BYTES)?;
     let sig_text = read_small(tar, 1, MANIFEST_SIG_NAME, MAX_SIGNATURE_BYTES)?;
-    let sig_text = String::from_utf8(sig_text).map_err(|_| BundleError::MalformedSignature { what: MANIFEST_SIG_NAME.into() })?;
+    let sig_text = String::from_utf8(sig_text).map_err(|_| BundleError::MalformedSignature {
+        what: MANIFEST_SIG_NAME.into(),
+    })?;
     let sig = Signature::parse(&sig_text, MANIFEST_SIG_NAME)?;
     sig.verify_bytes(key, &bytes, MANIFEST_NAME)?;
     let manifest = Manifest::from_bytes(&bytes)?;
@@ -148,15 +180,30 @@ fn read_manifest<R: Read>(tar: &mut TarReader<R>, key: &PublicKey, opts: &Verify
 fn check_expiry(manifest: &Manifest, opts: &VerifyOptions) -> Result<()> {
     let now = opts.now.unwrap_or_else(OffsetDateTime::now_utc);
     if now > manifest.expires && !opts.allow_expired {
-        let fmt = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        return Err(BundleError::Expired { expires: fmt(manifest.expires), now: fmt(now) });
+        let fmt = |t: OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        return Err(BundleError::Expired {
+            expires: fmt(manifest.expires),
+            now: fmt(now),
+        });
     }
     Ok(())
 }
 
 /// Reads the metadata entry at `index`, which must be the file `name` of at most `limit` bytes.
-fn read_small<R: Read>(tar: &mut TarReader<R>, index: usize, name: &str, limit: u64) -> Result<Vec<u8>> {
-    let misplaced = |found: String| BundleError::MisplacedEntry { index, found, expected: name.into() };
+fn read_small<R: Read>(
+    tar: &mut TarReader<R>,
+    index: usize,
+    name: &str,
+    limit: u64,
+) -> Result<Vec<u8>> {
+    let misplaced = |found: String| BundleError::MisplacedEntry {
+        index,
+        found,
+        expected: name.into(),
+    };
     let size = match tar.next_header()? {
         Header::File { path, size } if path == name => size,
         Header::File { path, .. } | Header::Dir { path } => return Err(misplaced(path)),
@@ -165,12 +212,18 @@ fn read_small<R: Read>(tar: &mut TarReader<R>, index: usize, name: &str, limit: 
     if size > limit {
         return Err(match index {
             0 => BundleError::ManifestTooLarge { size, limit },
-            _ => BundleError::SizeMismatch { path: name.into(), expected: limit, actual: size },
+            _ => BundleError::SizeMismatch {
+                path: name.into(),
+                expected: limit,
+                actual: size,
+            },
         });
     }
     let mut bytes = Vec::with_capacity(size as usize);
     let mut content = tar.content(size);
-    content.read_to_end(&mut bytes).map_err(|e| crate::tar_reader::stream_error(e, 0, false))?;
+    content
+        .read_to_end(&mut bytes)
+        .map_err(|e| crate::tar_reader::stream_error(e, 0, false))?;
     content.finish()?;
     Ok(bytes)
 }
@@ -181,9 +234,22 @@ enum Listed<'m> {
 }
 
 /// Every entry after the metadata: listed, unique, the right kind, size and hash.
-fn read_entries<R: Read>(tar: &mut TarReader<R>, manifest: &Manifest, sink: &mut dyn Sink) -> Result<()> {
-    let mut listed: HashMap<&str, Listed> = manifest.directories.iter().map(|d| (d.path.as_str(), Listed::Dir(d))).collect();
-    listed.extend(manifest.files.iter().map(|f| (f.path.as_str(), Listed::File(f))));
+fn read_entries<R: Read>(
+    tar: &mut TarReader<R>,
+    manifest: &Manifest,
+    sink: &mut dyn Sink,
+) -> Result<()> {
+    let mut listed: HashMap<&str, Listed> = manifest
+        .directories
+        .iter()
+        .map(|d| (d.path.as_str(), Listed::Dir(d)))
+        .collect();
+    listed.extend(
+        manifest
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), Listed::File(f))),
+    );
     let mut seen: HashSet<String> = HashSet::new();
     loop {
         let header = tar.next_header()?;
@@ -197,26 +263,48 @@ fn read_entries<R: Read>(tar: &mut TarReader<R>, manifest: &Manifest, sink: &mut
         }
         match (header, listed.get(path.as_str())) {
             (Header::Dir { .. }, Some(Listed::Dir(dir))) => sink.dir(dir)?,
-            (Header::File { size, .. }, Some(Listed::File(file))) => read_file(tar, file, size, sink)?,
+            (Header::File { size, .. }, Some(Listed::File(file))) => {
+                read_file(tar, file, size, sink)?
+            }
             _ => return Err(BundleError::UnexpectedEntry { path }),
         }
     }
-    let mut all = manifest.directories.iter().map(|d| &d.path).chain(manifest.files.iter().map(|f| &f.path));
+    let mut all = manifest
+        .directories
+        .iter()
+        .map(|d| &d.path)
+        .chain(manifest.files.iter().map(|f| &f.path));
     match all.find(|p| !seen.contains(p.as_str())) {
-        Some(missing) => Err(BundleError::MissingEntry { path: missing.clone() }),
+        Some(missing) => Err(BundleError::MissingEntry {
+            path: missing.clone(),
+        }),
         None => Ok(()),
     }
 }
 
-fn read_file<R: Read>(tar: &mut TarReader<R>, file: &FileEntry, size: u64, sink: &mut dyn Sink) -> Result<()> {
+fn read_file<R: Read>(
+    tar: &mut TarReader<R>,
+    file: &FileEntry,
+    size: u64,
+    sink: &mut dyn Sink,
+) -> Result<()> {
     if size != file.size {
-        return Err(BundleError::SizeMismatch { path: file.path.clone(), expected: file.size, actual: size });
+        return Err(BundleError::SizeMismatch {
+            path: file.path.clone(),
+            expected: file.size,
+            actual: size,
+        });
     }
     let mut content = tar.content(size);
-    let mut guarded = StreamErrors { inner: &mut content, first: None };
+    let mut guarded = StreamErrors {
+        inner: &mut content,
+        first: None,
+    };
     let mut hashed = Sha256Reader::new(&mut guarded, &());
     let stored = sink.file(file, &mut hashed).and_then(|()| {
-        io::copy(&mut hashed, &mut io::sink()).map(drop).map_err(|e| crate::tar_reader::stream_error(e, 0, false))
+        io::copy(&mut hashed, &mut io::sink())
+            .map(drop)
+            .map_err(|e| crate::tar_reader::stream_error(e, 0, false))
     });
     let (_, sha256) = hashed.finish();
     // A damaged stream surfaces inside the sink as an I/O error; name the real cause.
@@ -226,7 +314,11 @@ fn read_file<R: Read>(tar: &mut TarReader<R>, file: &FileEntry, size: u64, sink:
     stored?;
     content.finish()?;
     if sha256 != file.sha256 {
-        return Err(BundleError::HashMismatch { path: file.path.clone(), expected: file.sha256.clone(), actual: sha256 });
+        return Err(BundleError::HashMismatch {
+            path: file.path.clone(),
+            expected: file.sha256.clone(),
+            actual: sha256,
+        });
     }
     Ok(())
 }
@@ -250,7 +342,10 @@ impl<R: Read> Read for StreamErrors<R> {
 
 /// Reads `file` on its own thread in 1 MiB chunks, hashing them for the detached
 /// signature; the chunks arrive through a small bounded channel.
-fn spawn_file_reader(mut file: File, path: PathBuf) -> (Receiver<Vec<u8>>, JoinHandle<Result<Prehash>>) {
+fn spawn_file_reader(
+    mut file: File,
+    path: PathBuf,
+) -> (Receiver<Vec<u8>>, JoinHandle<Result<Prehash>>) {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
     let handle = std::thread::spawn(move || {
         let mut hash = Prehash::default();
@@ -293,7 +388,12 @@ struct ChannelReader<'p> {
 
 impl<'p> ChannelReader<'p> {
     fn new(rx: Receiver<Vec<u8>>, progress: &'p dyn Progress) -> Self {
-        ChannelReader { rx, chunk: Vec::new(), pos: 0, progress }
+        ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            progress,
+        }
     }
 }
 

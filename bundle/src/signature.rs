@@ -4,8 +4,8 @@
 
 use std::io::Read;
 
-use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use blake2::{Blake2b512, Digest};
 
 use crate::error::{BundleError, Result};
@@ -44,7 +44,11 @@ impl Prehash {
 
 /// Signs everything `reader` yields; `trusted_comment` is signed too. Returns the text of
 /// a `.minisig` file.
-pub fn sign_reader(key: &SecretKey, mut reader: impl Read, trusted_comment: &str) -> std::io::Result<String> {
+pub fn sign_reader(
+    key: &SecretKey,
+    mut reader: impl Read,
+    trusted_comment: &str,
+) -> std::io::Result<String> {
     let mut hash = Prehash::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -78,12 +82,26 @@ pub fn sign_prehash(key: &SecretKey, hash: Prehash, trusted_comment: &str) -> St
 impl Signature {
     /// Parses `.minisig` text; `what` names the signature in errors.
     pub fn parse(text: &str, what: &str) -> Result<Signature> {
-        let bad = || BundleError::MalformedSignature { what: what.to_string() };
+        let bad = || BundleError::MalformedSignature {
+            what: what.to_string(),
+        };
         let mut lines = text.lines();
-        let _untrusted = lines.next().filter(|l| l.starts_with("untrusted comment:")).ok_or_else(bad)?;
-        let raw = lines.next().and_then(|l| B64.decode(l.trim()).ok()).ok_or_else(bad)?;
-        let trusted = lines.next().and_then(|l| l.strip_prefix("trusted comment: ")).ok_or_else(bad)?;
-        let global_raw = lines.next().and_then(|l| B64.decode(l.trim()).ok()).ok_or_else(bad)?;
+        let _untrusted = lines
+            .next()
+            .filter(|l| l.starts_with("untrusted comment:"))
+            .ok_or_else(bad)?;
+        let raw = lines
+            .next()
+            .and_then(|l| B64.decode(l.trim()).ok())
+            .ok_or_else(bad)?;
+        let trusted = lines
+            .next()
+            .and_then(|l| l.strip_prefix("trusted comment: "))
+            .ok_or_else(bad)?;
+        let global_raw = lines
+            .next()
+            .and_then(|l| B64.decode(l.trim()).ok())
+            .ok_or_else(bad)?;
         if raw.len() != 74 || global_raw.len() != 64 {
             return Err(bad());
         }
@@ -95,7 +113,13 @@ impl Signature {
         sig.copy_from_slice(&raw[10..]);
         let mut global = [0u8; 64];
         global.copy_from_slice(&global_raw);
-        Ok(Signature { algorithm, key_id: key_id(&raw[2..10]), sig, trusted_comment: trusted.to_string(), global })
+        Ok(Signature {
+            algorithm,
+            key_id: key_id(&raw[2..10]),
+            sig,
+            trusted_comment: trusted.to_string(),
+            global,
+        })
     }
 
     /// Checks this signature over in-memory `data` with `key`.
@@ -111,7 +135,9 @@ impl Signature {
     /// Checks this (prehashed) signature against a finished prehash of the data.
     pub fn verify_prehash(&self, key: &PublicKey, hash: Prehash, what: &str) -> Result<()> {
         if &self.algorithm != PREHASHED {
-            return Err(BundleError::MalformedSignature { what: format!("{what} (legacy, non-prehashed)") });
+            return Err(BundleError::MalformedSignature {
+                what: format!("{what} (legacy, non-prehashed)"),
+            });
         }
         self.verify_message(key, &hash.finish(), what)
     }
@@ -130,7 +156,9 @@ impl Signature {
 
     fn verify_message(&self, key: &PublicKey, message: &[u8], what: &str) -> Result<()> {
         self.check_key(key, what)?;
-        let bad = || BundleError::BadSignature { what: what.to_string() };
+        let bad = || BundleError::BadSignature {
+            what: what.to_string(),
+        };
         let sig = ed25519_compact::Signature::from_slice(&self.sig).map_err(|_| bad())?;
         key.key.verify(message, &sig).map_err(|_| bad())?;
         let mut global_msg = self.sig.to_vec();

@@ -19,6 +19,8 @@ pub(crate) struct StageEntry {
     pub size: Option<u64>,
     /// Normalised permission bits: 0o755 for directories and executables, else 0o644.
     pub mode: u32,
+    /// Modification time at scan, to notice a file rewritten while packing.
+    pub modified: Option<SystemTime>,
 }
 
 /// Everything in `root`, sorted by path, and the newest modification time seen.
@@ -45,7 +47,13 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<StageEntry>, newest: &mut SystemT
         }
         let kind = meta.file_type();
         if kind.is_dir() {
-            out.push(StageEntry { rel, abs: abs.clone(), size: None, mode: 0o755 });
+            out.push(StageEntry {
+                rel,
+                abs: abs.clone(),
+                size: None,
+                mode: 0o755,
+                modified: None,
+            });
             walk(root, &abs, out, newest)?;
         } else if kind.is_file() {
             out.push(file_entry(rel, abs, &meta));
@@ -54,43 +62,80 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<StageEntry>, newest: &mut SystemT
             let meta = std::fs::metadata(&target).at(&target)?;
             out.push(file_entry(rel, abs, &meta));
         } else {
-            return Err(stage_err(&abs, "is a device, FIFO or socket: remove it from the stage"));
+            return Err(stage_err(
+                &abs,
+                "is a device, FIFO or socket: remove it from the stage",
+            ));
         }
     }
     Ok(())
 }
 
+/// Whether `meta` still describes the file as scanned (size and modification time).
+pub(crate) fn unchanged(entry: &StageEntry, meta: &std::fs::Metadata) -> bool {
+    Some(meta.len()) == entry.size && meta.modified().ok() == entry.modified
+}
+
 fn file_entry(rel: String, abs: PathBuf, meta: &std::fs::Metadata) -> StageEntry {
     use std::os::unix::fs::PermissionsExt;
-    let mode = if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 };
-    StageEntry { rel, abs, size: Some(meta.len()), mode }
+    let mode = if meta.permissions().mode() & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    };
+    StageEntry {
+        rel,
+        abs,
+        size: Some(meta.len()),
+        mode,
+        modified: meta.modified().ok(),
+    }
 }
 
 /// A symlink may only point at a regular file inside the stage.
 fn resolve_link(root: &Path, link: &Path) -> Result<PathBuf> {
     let target = link.canonicalize().at(link)?;
     if !target.starts_with(root) {
-        return Err(stage_err(link, "is a symlink that points outside the stage: copy the file in instead"));
+        return Err(stage_err(
+            link,
+            "is a symlink that points outside the stage: copy the file in instead",
+        ));
     }
     if !target.is_file() {
-        return Err(stage_err(link, "is a symlink to a directory: bundles hold no links, copy the tree instead"));
+        return Err(stage_err(
+            link,
+            "is a symlink to a directory: bundles hold no links, copy the tree instead",
+        ));
     }
     Ok(target)
 }
 
 fn relative(root: &Path, abs: &Path) -> Result<String> {
-    let rel = abs.strip_prefix(root).map_err(|_| stage_err(abs, "is outside the stage"))?;
-    let rel = rel.to_str().ok_or_else(|| stage_err(abs, "has a name that is not UTF-8: rename it"))?;
+    let rel = abs
+        .strip_prefix(root)
+        .map_err(|_| stage_err(abs, "is outside the stage"))?;
+    let rel = rel
+        .to_str()
+        .ok_or_else(|| stage_err(abs, "has a name that is not UTF-8: rename it"))?;
     if rel.chars().any(char::is_control) {
-        return Err(stage_err(abs, "has a control character in its name: rename it"));
+        return Err(stage_err(
+            abs,
+            "has a control character in its name: rename it",
+        ));
     }
     if RESERVED_NAMES.contains(&rel) {
-        return Err(stage_err(abs, "uses a name reserved for the bundle's own metadata: rename it"));
+        return Err(stage_err(
+            abs,
+            "uses a name reserved for the bundle's own metadata: rename it",
+        ));
     }
     check_path(rel).map_err(|e| stage_err(abs, &e.to_string()))?;
     Ok(rel.to_string())
 }
 
 fn stage_err(path: &Path, reason: &str) -> BundleError {
-    BundleError::Stage { path: path.to_path_buf(), reason: reason.to_string() }
+    BundleError::Stage {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
 }

@@ -44,7 +44,10 @@ impl<R: Read> TarReader<R> {
             return raw.into_header(None);
         }
         if raw.size > MAX_PATH_BYTES as u64 + 1 {
-            return Err(BundleError::UnsafePath { path: "<GNU long name>".into(), reason: "longer than 4096 bytes" });
+            return Err(BundleError::UnsafePath {
+                path: "<GNU long name>".into(),
+                reason: "longer than 4096 bytes",
+            });
         }
         let mut name = vec![0u8; raw.size as usize];
         self.read_exact(&mut name)?;
@@ -61,7 +64,11 @@ impl<R: Read> TarReader<R> {
 
     /// Streams the content of a file entry of `size` bytes, then skips its padding.
     pub fn content(&mut self, size: u64) -> EntryReader<'_, R> {
-        EntryReader { tar: self, left: size, size }
+        EntryReader {
+            tar: self,
+            left: size,
+            size,
+        }
     }
 
     /// Consumes the rest of the stream; fails on any non-zero byte after the end marker.
@@ -77,7 +84,10 @@ impl<R: Read> TarReader<R> {
                 return Ok(());
             }
             if buf[..n].iter().any(|&b| b != 0) {
-                return Err(BundleError::TrailingData(format!("non-zero bytes after the tar end marker at offset {}", self.offset)));
+                return Err(BundleError::TrailingData(format!(
+                    "non-zero bytes after the tar end marker at offset {}",
+                    self.offset
+                )));
             }
             self.offset += n as u64;
         }
@@ -90,7 +100,9 @@ impl<R: Read> TarReader<R> {
     }
 
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
-        self.inner.read_exact(buf).map_err(|e| stream_error(e, self.offset, false))?;
+        self.inner
+            .read_exact(buf)
+            .map_err(|e| stream_error(e, self.offset, false))?;
         self.offset += buf.len() as u64;
         Ok(())
     }
@@ -114,9 +126,13 @@ impl<R: Read> EntryReader<'_, R> {
     pub fn finish(mut self) -> Result<()> {
         let mut buf = vec![0u8; 64 * 1024];
         while self.left > 0 {
-            let n = self.read(&mut buf).map_err(|e| stream_error(e, self.tar.offset, false))?;
+            let n = self
+                .read(&mut buf)
+                .map_err(|e| stream_error(e, self.tar.offset, false))?;
             if n == 0 {
-                return Err(BundleError::Truncated { detail: format!("inside an entry at offset {}", self.tar.offset) });
+                return Err(BundleError::Truncated {
+                    detail: format!("inside an entry at offset {}", self.tar.offset),
+                });
             }
         }
         self.tar.skip_padding(self.size)
@@ -131,7 +147,10 @@ impl<R: Read> Read for EntryReader<'_, R> {
         let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
         let n = self.tar.inner.read(&mut buf[..want])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "archive ends inside an entry"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "archive ends inside an entry",
+            ));
         }
         self.left -= n as u64;
         self.tar.offset += n as u64;
@@ -142,7 +161,9 @@ impl<R: Read> Read for EntryReader<'_, R> {
 /// Maps a decompression error to the bundle error an operator understands.
 pub(crate) fn stream_error(e: io::Error, offset: u64, after_end: bool) -> BundleError {
     match e.kind() {
-        io::ErrorKind::UnexpectedEof => BundleError::Truncated { detail: format!("stream ends at offset {offset}") },
+        io::ErrorKind::UnexpectedEof => BundleError::Truncated {
+            detail: format!("stream ends at offset {offset}"),
+        },
         _ if after_end => BundleError::TrailingData(format!("{e}")),
         _ => BundleError::Corrupt(format!("{e} (near uncompressed offset {offset})")),
     }
@@ -156,8 +177,19 @@ struct RawHeader {
 
 impl RawHeader {
     fn parse(block: &[u8; BLOCK], offset: u64) -> Result<RawHeader> {
-        let stored = parse_octal(&block[148..156]).ok_or_else(|| corrupt(offset, "bad checksum field"))?;
-        let sum: u64 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
+        let stored =
+            parse_octal(&block[148..156]).ok_or_else(|| corrupt(offset, "bad checksum field"))?;
+        let sum: u64 = block
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(b)
+                }
+            })
+            .sum();
         if sum != stored {
             return Err(corrupt(offset, "header checksum mismatch"));
         }
@@ -172,7 +204,11 @@ impl RawHeader {
                 name = full;
             }
         }
-        Ok(RawHeader { name, kind: block[156], size })
+        Ok(RawHeader {
+            name,
+            kind: block[156],
+            size,
+        })
     }
 
     fn into_header(self, long_name: Option<Vec<u8>>) -> Result<Header> {
@@ -181,10 +217,20 @@ impl RawHeader {
             path: String::from_utf8_lossy(e.as_bytes()).into_owned(),
             reason: "not UTF-8",
         })?;
-        let forbidden = |kind| Err(BundleError::ForbiddenEntryType { path: path.clone(), kind });
+        let forbidden = |kind| {
+            Err(BundleError::ForbiddenEntryType {
+                path: path.clone(),
+                kind,
+            })
+        };
         match self.kind {
-            b'0' | 0 => Ok(Header::File { path, size: self.size }),
-            b'5' => Ok(Header::Dir { path: path.strip_suffix('/').unwrap_or(&path).to_string() }),
+            b'0' | 0 => Ok(Header::File {
+                path,
+                size: self.size,
+            }),
+            b'5' => Ok(Header::Dir {
+                path: path.strip_suffix('/').unwrap_or(&path).to_string(),
+            }),
             b'1' => forbidden("hard link"),
             b'2' => forbidden("symlink"),
             b'3' => forbidden("character device"),
@@ -200,7 +246,9 @@ impl RawHeader {
 }
 
 fn corrupt(offset: u64, what: &str) -> BundleError {
-    BundleError::Corrupt(format!("{what} in tar header at uncompressed offset {offset}"))
+    BundleError::Corrupt(format!(
+        "{what} in tar header at uncompressed offset {offset}"
+    ))
 }
 
 fn cstr(field: &[u8]) -> &[u8] {
@@ -209,7 +257,9 @@ fn cstr(field: &[u8]) -> &[u8] {
 }
 
 fn parse_octal(field: &[u8]) -> Option<u64> {
-    let text = std::str::from_utf8(cstr(field)).ok()?.trim_matches(|c| c == ' ' || c == '\0');
+    let text = std::str::from_utf8(cstr(field))
+        .ok()?
+        .trim_matches(|c| c == ' ' || c == '\0');
     if text.is_empty() {
         return Some(0);
     }
@@ -224,5 +274,9 @@ fn parse_size(field: &[u8]) -> Option<u64> {
     if field[0] != 0x80 || field[1..4].iter().any(|&b| b != 0) {
         return None;
     }
-    Some(field[4..].iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    Some(
+        field[4..]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+    )
 }

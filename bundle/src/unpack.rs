@@ -18,23 +18,41 @@ use crate::Progress;
 pub const STAGING_PREFIX: &str = ".coder-airgap-unpack-";
 
 /// Verifies `bundle` against `key` and extracts its stage tree as the new directory `into`.
-pub fn unpack(bundle: &Path, key: &PublicKey, into: &Path, opts: &VerifyOptions, progress: &dyn Progress) -> Result<Verified> {
+pub fn unpack(
+    bundle: &Path,
+    key: &PublicKey,
+    into: &Path,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<Verified> {
     if into.exists() {
-        return Err(BundleError::TargetExists { path: into.to_path_buf() });
+        return Err(BundleError::TargetExists {
+            path: into.to_path_buf(),
+        });
     }
     let parent = match into.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let staging = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(&parent).at(&parent)?;
-    let mut sink = DirSink { root: staging.path().to_path_buf(), dirs: Vec::new() };
+    let staging = tempfile::Builder::new()
+        .prefix(STAGING_PREFIX)
+        .tempdir_in(&parent)
+        .at(&parent)?;
+    let mut sink = DirSink {
+        root: staging.path().to_path_buf(),
+        dirs: Vec::new(),
+    };
     let verified = read_bundle(bundle, key, opts, progress, &mut sink)?;
     sink.apply_dir_modes()?;
-    std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755)).at(staging.path())?;
+    std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
+        .at(staging.path())?;
     let staged = staging.keep();
     std::fs::rename(&staged, into).map_err(|source| {
         let _ = std::fs::remove_dir_all(&staged);
-        BundleError::Io { path: into.to_path_buf(), source }
+        BundleError::Io {
+            path: into.to_path_buf(),
+            source,
+        }
     })?;
     sync_dir(&parent)?;
     Ok(verified)
@@ -60,7 +78,11 @@ impl DirSink {
 impl Sink for DirSink {
     fn dir(&mut self, entry: &DirEntry) -> Result<()> {
         let path = self.root.join(&entry.path);
-        DirBuilder::new().recursive(true).mode(0o755).create(&path).at(&path)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&path)
+            .at(&path)?;
         self.dirs.push(entry.clone());
         Ok(())
     }
@@ -68,9 +90,18 @@ impl Sink for DirSink {
     fn file(&mut self, entry: &FileEntry, content: &mut dyn Read) -> Result<()> {
         let path = self.root.join(&entry.path);
         if let Some(parent) = path.parent() {
-            DirBuilder::new().recursive(true).mode(0o755).create(parent).at(parent)?;
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .at(parent)?;
         }
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(entry.mode).open(&path).at(&path)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(entry.mode)
+            .open(&path)
+            .at(&path)?;
         io::copy(content, &mut file).at(&path)?;
         file.sync_all().at(&path)
     }

@@ -22,7 +22,11 @@ fn honest_manifest() -> Manifest {
 }
 
 fn honest_entries() -> Vec<Raw> {
-    vec![Raw::file("a.txt", A), Raw::dir("d"), Raw::file("d/b.bin", &b_bin())]
+    vec![
+        Raw::file("a.txt", A),
+        Raw::dir("d"),
+        Raw::file("d/b.bin", &b_bin()),
+    ]
 }
 
 /// Metadata for `manifest` followed by `entries`, gzipped.
@@ -45,16 +49,32 @@ fn with_entry(keys: &Keys, entry: Raw) -> Vec<u8> {
 
 /// Checks that `verify` and `unpack` both refuse the bundle with an error `expect` accepts,
 /// and that `unpack` leaves the directory exactly as it was.
-fn refused(name: &str, keys: &Keys, dir: &Path, bundle_path: &Path, expect: fn(&BundleError) -> bool) {
+fn refused(
+    name: &str,
+    keys: &Keys,
+    dir: &Path,
+    bundle_path: &Path,
+    expect: fn(&BundleError) -> bool,
+) {
     let err = verify(bundle_path, &keys.public, &VerifyOptions::default(), &()).expect_err(name);
     assert!(expect(&err), "{name}: verify gave the wrong error: {err}");
 
     let before = listing(dir);
     let target = dir.join("target");
-    let err = unpack(bundle_path, &keys.public, &target, &VerifyOptions::default(), &()).expect_err(name);
+    let err = unpack(
+        bundle_path,
+        &keys.public,
+        &target,
+        &VerifyOptions::default(),
+        &(),
+    )
+    .expect_err(name);
     assert!(expect(&err), "{name}: unpack gave the wrong error: {err}");
     assert_eq!(listing(dir), before, "{name}: unpack left something behind");
-    assert!(!dir.join("escape").exists() && !Path::new("/tmp/escape-coder-airgap").exists(), "{name}: escaped");
+    assert!(
+        !dir.join("escape").exists() && !Path::new("/tmp/escape-coder-airgap").exists(),
+        "{name}: escaped"
+    );
 }
 
 fn listing(dir: &Path) -> Vec<String> {
@@ -80,7 +100,14 @@ fn honest_forgery_is_accepted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_signed(dir.path(), "ok.tar.gz", &honest(&keys), &keys.secret);
     verify(&path, &keys.public, &VerifyOptions::default(), &()).expect("honest forgery verifies");
-    unpack(&path, &keys.public, &dir.path().join("t"), &VerifyOptions::default(), &()).expect("unpacks");
+    unpack(
+        &path,
+        &keys.public,
+        &dir.path().join("t"),
+        &VerifyOptions::default(),
+        &(),
+    )
+    .expect("unpacks");
     assert_eq!(std::fs::read(dir.path().join("t/a.txt")).expect("read"), A);
 }
 
@@ -93,16 +120,30 @@ fn signature_failures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_signed(dir.path(), "b.tar.gz", &gz, &keys.secret);
     std::fs::remove_file(airgap_bundle::signature_path(&path)).expect("rm sig");
-    refused("missing signature", &keys, dir.path(), &path, |e| matches!(e, BundleError::MissingSignature { .. }));
+    refused("missing signature", &keys, dir.path(), &path, |e| {
+        matches!(e, BundleError::MissingSignature { .. })
+    });
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_signed(dir.path(), "b.tar.gz", &gz, &other.secret);
-    refused("detached signature by another key", &keys, dir.path(), &path, |e| matches!(e, BundleError::WrongKey { .. }));
+    refused(
+        "detached signature by another key",
+        &keys,
+        dir.path(),
+        &path,
+        |e| matches!(e, BundleError::WrongKey { .. }),
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_signed(dir.path(), "b.tar.gz", &gz, &keys.secret);
-    std::fs::write(airgap_bundle::signature_path(&path), "untrusted comment: x\nnot base64!\n").expect("write");
-    refused("malformed signature", &keys, dir.path(), &path, |e| matches!(e, BundleError::MalformedSignature { .. }));
+    std::fs::write(
+        airgap_bundle::signature_path(&path),
+        "untrusted comment: x\nnot base64!\n",
+    )
+    .expect("write");
+    refused("malformed signature", &keys, dir.path(), &path, |e| {
+        matches!(e, BundleError::MalformedSignature { .. })
+    });
 
     // A valid signature, but over other bytes (the signature of a different bundle).
     let dir = tempfile::tempdir().expect("tempdir");
@@ -111,21 +152,41 @@ fn signature_failures() {
     let mut other_gz = other_bundle.clone();
     other_gz.extend_from_slice(&gzip(&[0u8; 1024]));
     write_signed(dir.path(), "other.tar.gz", &other_gz, &keys.secret);
-    std::fs::rename(dir.path().join("other.tar.gz.minisig"), airgap_bundle::signature_path(&path)).expect("mv");
+    std::fs::rename(
+        dir.path().join("other.tar.gz.minisig"),
+        airgap_bundle::signature_path(&path),
+    )
+    .expect("mv");
     std::fs::remove_file(dir.path().join("other.tar.gz")).expect("rm");
-    refused("signature over other bytes", &keys, dir.path(), &path, |e| matches!(e, BundleError::BadSignature { .. }));
+    refused(
+        "signature over other bytes",
+        &keys,
+        dir.path(),
+        &path,
+        |e| matches!(e, BundleError::BadSignature { .. }),
+    );
 
     let m = honest_manifest();
     let mut members = metadata(&m, &other.secret);
     members.extend(honest_entries());
-    case("manifest signed by another key", &keys, &gzip(&tar_bytes(&members)), |e| matches!(e, BundleError::WrongKey { .. }));
+    case(
+        "manifest signed by another key",
+        &keys,
+        &gzip(&tar_bytes(&members)),
+        |e| matches!(e, BundleError::WrongKey { .. }),
+    );
 
     let mut members = metadata(&m, &keys.secret);
     let mut altered = m.clone();
     altered.sequence = 999;
     members[0] = Raw::file("manifest.json", &altered.to_bytes().expect("bytes"));
     members.extend(honest_entries());
-    case("manifest altered after signing", &keys, &gzip(&tar_bytes(&members)), |e| matches!(e, BundleError::BadSignature { .. }));
+    case(
+        "manifest altered after signing",
+        &keys,
+        &gzip(&tar_bytes(&members)),
+        |e| matches!(e, BundleError::BadSignature { .. }),
+    );
 }
 
 #[test]
@@ -133,38 +194,81 @@ fn manifest_failures() {
     let keys = forge::keys();
     let mut expired = honest_manifest();
     expired.expires = expired.created - time::Duration::days(1);
-    case("expired", &keys, &bundle(&keys, &expired, honest_entries()), |e| matches!(e, BundleError::Expired { .. }));
+    case(
+        "expired",
+        &keys,
+        &bundle(&keys, &expired, honest_entries()),
+        |e| matches!(e, BundleError::Expired { .. }),
+    );
 
-    let big = Raw { header_size: Some(64 << 20), ..Raw::file("manifest.json", b"{}") };
-    case("oversized manifest", &keys, &gzip(&tar_bytes(&[big])), |e| matches!(e, BundleError::ManifestTooLarge { .. }));
+    let big = Raw {
+        header_size: Some(64 << 20),
+        ..Raw::file("manifest.json", b"{}")
+    };
+    case(
+        "oversized manifest",
+        &keys,
+        &gzip(&tar_bytes(&[big])),
+        |e| matches!(e, BundleError::ManifestTooLarge { .. }),
+    );
 
     let mut members = metadata(&honest_manifest(), &keys.secret);
     members.swap(0, 2);
-    case("manifest not first", &keys, &gzip(&tar_bytes(&members)), |e| matches!(e, BundleError::MisplacedEntry { .. }));
+    case(
+        "manifest not first",
+        &keys,
+        &gzip(&tar_bytes(&members)),
+        |e| matches!(e, BundleError::MisplacedEntry { .. }),
+    );
 
     let mut members = metadata(&honest_manifest(), &keys.secret);
     members[2] = Raw::file("SHA256SUMS", b"0000  a.txt\n");
     members.extend(honest_entries());
-    case("SHA256SUMS differs", &keys, &gzip(&tar_bytes(&members)), |e| matches!(e, BundleError::HashMismatch { path, .. } if path == "SHA256SUMS"));
+    case(
+        "SHA256SUMS differs",
+        &keys,
+        &gzip(&tar_bytes(&members)),
+        |e| matches!(e, BundleError::HashMismatch { path, .. } if path == "SHA256SUMS"),
+    );
 
     let mut members = metadata_raw(b"{not json", "", &keys.secret);
     members.extend(honest_entries());
-    case("manifest not JSON", &keys, &gzip(&tar_bytes(&members)), |e| matches!(e, BundleError::BadManifest(_)));
+    case(
+        "manifest not JSON",
+        &keys,
+        &gzip(&tar_bytes(&members)),
+        |e| matches!(e, BundleError::BadManifest(_)),
+    );
 
     let m = honest_manifest();
-    let text = String::from_utf8(m.to_bytes().expect("bytes")).expect("utf8").replace("\"format\": 1", "\"format\": 99");
+    let text = String::from_utf8(m.to_bytes().expect("bytes"))
+        .expect("utf8")
+        .replace("\"format\": 1", "\"format\": 99");
     let mut members = metadata_raw(text.as_bytes(), &m.sha256sums(), &keys.secret);
     members.extend(honest_entries());
-    case("unsupported format", &keys, &gzip(&tar_bytes(&members)), |e| matches!(e, BundleError::BadManifest(_)));
+    case(
+        "unsupported format",
+        &keys,
+        &gzip(&tar_bytes(&members)),
+        |e| matches!(e, BundleError::BadManifest(_)),
+    );
 
     // A validly signed manifest that lists a path climbing out of the target.
     let evil = manifest_for(&[("a.txt", A), ("../escape", A)], &[]);
-    let gz = bundle(&keys, &evil, vec![Raw::file("a.txt", A), Raw::file("../escape", A)]);
-    case("signed manifest lists ../", &keys, &gz, |e| matches!(e, BundleError::UnsafePath { .. }));
+    let gz = bundle(
+        &keys,
+        &evil,
+        vec![Raw::file("a.txt", A), Raw::file("../escape", A)],
+    );
+    case("signed manifest lists ../", &keys, &gz, |e| {
+        matches!(e, BundleError::UnsafePath { .. })
+    });
 
     let evil = manifest_for(&[("/tmp/escape-coder-airgap", A)], &[]);
     let gz = bundle(&keys, &evil, vec![Raw::file("/tmp/escape-coder-airgap", A)]);
-    case("signed manifest lists an absolute path", &keys, &gz, |e| matches!(e, BundleError::UnsafePath { .. }));
+    case("signed manifest lists an absolute path", &keys, &gz, |e| {
+        matches!(e, BundleError::UnsafePath { .. })
+    });
 }
 
 #[test]
@@ -174,52 +278,111 @@ fn entry_failures() {
 
     let mut entries = honest_entries();
     entries.push(Raw::file("extra", b"not listed"));
-    case("unlisted entry", &keys, &bundle(&keys, &m, entries), |e| matches!(e, BundleError::UnexpectedEntry { .. }));
+    case("unlisted entry", &keys, &bundle(&keys, &m, entries), |e| {
+        matches!(e, BundleError::UnexpectedEntry { .. })
+    });
 
     let mut entries = honest_entries();
     entries.pop();
-    case("missing entry", &keys, &bundle(&keys, &m, entries), |e| matches!(e, BundleError::MissingEntry { path } if path == "d/b.bin"));
+    case(
+        "missing entry",
+        &keys,
+        &bundle(&keys, &m, entries),
+        |e| matches!(e, BundleError::MissingEntry { path } if path == "d/b.bin"),
+    );
 
     let mut entries = honest_entries();
     entries.push(Raw::file("a.txt", A));
-    case("duplicate entry", &keys, &bundle(&keys, &m, entries), |e| matches!(e, BundleError::DuplicateEntry { .. }));
+    case("duplicate entry", &keys, &bundle(&keys, &m, entries), |e| {
+        matches!(e, BundleError::DuplicateEntry { .. })
+    });
 
     let mut longer = b_bin();
     longer.extend_from_slice(b"more");
-    case("size mismatch", &keys, &with_entry(&keys, Raw::file("d/b.bin", &longer)), |e| matches!(e, BundleError::SizeMismatch { .. }));
+    case(
+        "size mismatch",
+        &keys,
+        &with_entry(&keys, Raw::file("d/b.bin", &longer)),
+        |e| matches!(e, BundleError::SizeMismatch { .. }),
+    );
 
     let mut flipped = b_bin();
     flipped[1000] ^= 1;
-    case("hash mismatch", &keys, &with_entry(&keys, Raw::file("d/b.bin", &flipped)), |e| matches!(e, BundleError::HashMismatch { path, .. } if path == "d/b.bin"));
+    case(
+        "hash mismatch",
+        &keys,
+        &with_entry(&keys, Raw::file("d/b.bin", &flipped)),
+        |e| matches!(e, BundleError::HashMismatch { path, .. } if path == "d/b.bin"),
+    );
 
     // The header declares fewer bytes than follow: the excess is read as a header.
     let mut entries = honest_entries();
-    entries[0] = Raw { header_size: Some(5), data: vec![b'x'; 600], ..Raw::file("a.txt", A) };
+    entries[0] = Raw {
+        header_size: Some(5),
+        data: vec![b'x'; 600],
+        ..Raw::file("a.txt", A)
+    };
     let m5 = manifest_for(&[("a.txt", b"xxxxx"), ("d/b.bin", &b_bin())], &["d"]);
-    case("more bytes than declared", &keys, &bundle(&keys, &m5, entries), |e| matches!(e, BundleError::Corrupt(_)));
+    case(
+        "more bytes than declared",
+        &keys,
+        &bundle(&keys, &m5, entries),
+        |e| matches!(e, BundleError::Corrupt(_)),
+    );
 
     let mut entries = honest_entries();
     entries.push(Raw::file("/etc/escape", A));
-    case("absolute entry path", &keys, &bundle(&keys, &m, entries), |e| matches!(e, BundleError::UnsafePath { .. }));
+    case(
+        "absolute entry path",
+        &keys,
+        &bundle(&keys, &m, entries),
+        |e| matches!(e, BundleError::UnsafePath { .. }),
+    );
 
     let mut entries = honest_entries();
     entries.push(Raw::file("d/../../escape", A));
-    case("dot-dot entry path", &keys, &bundle(&keys, &m, entries), |e| matches!(e, BundleError::UnsafePath { .. }));
+    case(
+        "dot-dot entry path",
+        &keys,
+        &bundle(&keys, &m, entries),
+        |e| matches!(e, BundleError::UnsafePath { .. }),
+    );
 
     let mut entries = honest_entries();
     entries[0] = Raw::file("d", A);
     entries.remove(1);
-    case("file where a directory is listed", &keys, &bundle(&keys, &m, entries), |e| matches!(e, BundleError::UnexpectedEntry { .. }));
+    case(
+        "file where a directory is listed",
+        &keys,
+        &bundle(&keys, &m, entries),
+        |e| matches!(e, BundleError::UnexpectedEntry { .. }),
+    );
 
-    let long = Raw { name: b"././@LongLink".to_vec(), kind: b'L', data: vec![b'a'; 5000], header_size: None, link: Vec::new() };
+    let long = Raw {
+        name: b"././@LongLink".to_vec(),
+        kind: b'L',
+        data: vec![b'a'; 5000],
+        header_size: None,
+        link: Vec::new(),
+    };
     let mut entries = honest_entries();
     entries.push(long);
     entries.push(Raw::file("x", A));
-    case("GNU long name over 4096 bytes", &keys, &bundle(&keys, &m, entries), |e| matches!(e, BundleError::UnsafePath { .. }));
+    case(
+        "GNU long name over 4096 bytes",
+        &keys,
+        &bundle(&keys, &m, entries),
+        |e| matches!(e, BundleError::UnsafePath { .. }),
+    );
 
     let mut entries = honest_entries();
-    entries.push(Raw { name: vec![b'a', 0xff, 0xfe], ..Raw::file("x", A) });
-    case("non-UTF-8 name", &keys, &bundle(&keys, &m, entries), |e| matches!(e, BundleError::UnsafePath { .. }));
+    entries.push(Raw {
+        name: vec![b'a', 0xff, 0xfe],
+        ..Raw::file("x", A)
+    });
+    case("non-UTF-8 name", &keys, &bundle(&keys, &m, entries), |e| {
+        matches!(e, BundleError::UnsafePath { .. })
+    });
 }
 
 #[test]
@@ -244,7 +407,9 @@ fn forbidden_entry_types() {
             matches!(&err, BundleError::ForbiddenEntryType { kind, .. } if *kind == label),
             "{label}: wrong error {err}"
         );
-        refused(label, &keys, dir.path(), &path, |e| matches!(e, BundleError::ForbiddenEntryType { .. }));
+        refused(label, &keys, dir.path(), &path, |e| {
+            matches!(e, BundleError::ForbiddenEntryType { .. })
+        });
     }
 }
 
@@ -254,31 +419,45 @@ fn stream_failures() {
     let gz = honest(&keys);
 
     for cut in [5, 20, gz.len() / 2, gz.len() - 9, gz.len() - 1] {
-        case(&format!("truncated at {cut}"), &keys, &gz[..cut], |e| matches!(e, BundleError::Truncated { .. }));
+        case(&format!("truncated at {cut}"), &keys, &gz[..cut], |e| {
+            matches!(e, BundleError::Truncated { .. })
+        });
     }
 
     // The first deflate block header right after the 10-byte gzip header: BFINAL=1 with
     // the reserved block type 11.
     let mut garbage = gz.clone();
     garbage[10] = 0x07;
-    case("corrupt deflate data", &keys, &garbage, |e| matches!(e, BundleError::Corrupt(_)));
+    case("corrupt deflate data", &keys, &garbage, |e| {
+        matches!(e, BundleError::Corrupt(_))
+    });
 
     let mut trailing = gz.clone();
     trailing.extend_from_slice(b"GARBAGE AFTER THE END");
-    case("trailing garbage", &keys, &trailing, |e| matches!(e, BundleError::TrailingData(_)));
+    case("trailing garbage", &keys, &trailing, |e| {
+        matches!(e, BundleError::TrailingData(_))
+    });
 
     let mut zeros = gz.clone();
     zeros.extend_from_slice(&[0u8; 512]);
-    case("trailing zero bytes", &keys, &zeros, |e| matches!(e, BundleError::TrailingData(_)));
+    case("trailing zero bytes", &keys, &zeros, |e| {
+        matches!(e, BundleError::TrailingData(_))
+    });
 
-    let mut tar = tar_bytes(&[metadata(&honest_manifest(), &keys.secret), honest_entries()].concat());
+    let mut tar =
+        tar_bytes(&[metadata(&honest_manifest(), &keys.secret), honest_entries()].concat());
     tar.extend_from_slice(b"hidden payload after the end marker");
-    case("data after the tar end marker", &keys, &gzip(&tar), |e| matches!(e, BundleError::TrailingData(_)));
+    case("data after the tar end marker", &keys, &gzip(&tar), |e| {
+        matches!(e, BundleError::TrailingData(_))
+    });
 
-    let mut tar = tar_bytes(&[metadata(&honest_manifest(), &keys.secret), honest_entries()].concat());
+    let mut tar =
+        tar_bytes(&[metadata(&honest_manifest(), &keys.secret), honest_entries()].concat());
     let header_at = first_entry_after_metadata(&tar);
     tar[header_at + 10] ^= 0x01;
-    case("tar header checksum", &keys, &gzip(&tar), |e| matches!(e, BundleError::Corrupt(_)));
+    case("tar header checksum", &keys, &gzip(&tar), |e| {
+        matches!(e, BundleError::Corrupt(_))
+    });
 }
 
 /// Offset of the first header after the three metadata members.
@@ -315,17 +494,36 @@ fn byte_flips_in_every_region_are_caught_by_inner_checks() {
     // acceptance. Flips land where they change content: magic, data, CRC, length.
     let keys = forge::keys();
     let gz = honest(&keys);
-    let regions = [("gzip magic", 0), ("early deflate data", 40), ("middle", gz.len() / 2), ("late data", gz.len() - 30), ("CRC", gz.len() - 7), ("ISIZE", gz.len() - 2)];
+    let regions = [
+        ("gzip magic", 0),
+        ("early deflate data", 40),
+        ("middle", gz.len() / 2),
+        ("late data", gz.len() - 30),
+        ("CRC", gz.len() - 7),
+        ("ISIZE", gz.len() - 2),
+    ];
     for (label, at) in regions {
         for bit in [0x01u8, 0x80] {
             let mut flipped = gz.clone();
             flipped[at] ^= bit;
-            case(&format!("flip {bit:#x} in {label} at {at}"), &keys, &flipped, |e| {
-                matches!(
-                    e,
-                    BundleError::Corrupt(_) | BundleError::Truncated { .. } | BundleError::HashMismatch { .. } | BundleError::BadSignature { .. } | BundleError::MalformedSignature { .. } | BundleError::BadManifest(_) | BundleError::MisplacedEntry { .. } | BundleError::TrailingData(_)
-                )
-            });
+            case(
+                &format!("flip {bit:#x} in {label} at {at}"),
+                &keys,
+                &flipped,
+                |e| {
+                    matches!(
+                        e,
+                        BundleError::Corrupt(_)
+                            | BundleError::Truncated { .. }
+                            | BundleError::HashMismatch { .. }
+                            | BundleError::BadSignature { .. }
+                            | BundleError::MalformedSignature { .. }
+                            | BundleError::BadManifest(_)
+                            | BundleError::MisplacedEntry { .. }
+                            | BundleError::TrailingData(_)
+                    )
+                },
+            );
         }
     }
 }

@@ -32,11 +32,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             (v.manifest, Some(v.key_id.to_string()))
         }
         None => (
-            airgap_bundle::read_manifest_unverified(&args.bundle).with_context(|| format!("reading {}", args.bundle.display()))?,
+            airgap_bundle::read_manifest_unverified(&args.bundle)
+                .with_context(|| format!("reading {}", args.bundle.display()))?,
             None,
         ),
     };
-    let bundle_bytes = std::fs::metadata(&args.bundle).map(|m| m.len()).unwrap_or(0);
+    let bundle_bytes = std::fs::metadata(&args.bundle)
+        .map(|m| m.len())
+        .unwrap_or(0);
     if args.json {
         let value = serde_json::json!({
             "bundle": args.bundle,
@@ -61,7 +64,12 @@ fn print_text(m: &airgap_bundle::Manifest, bundle_bytes: u64, verified_by: Optio
     println!("platform    {}", m.platform);
     println!("created     {}", date(m.created));
     println!("expires     {}", date(m.expires));
-    println!("files       {} ({} bytes unpacked, {} bytes packed)", m.files.len(), m.total_bytes(), bundle_bytes);
+    println!(
+        "files       {} ({} bytes unpacked, {} bytes packed)",
+        m.files.len(),
+        m.total_bytes(),
+        bundle_bytes
+    );
     match verified_by {
         Some(key) => println!("signature   verified, key {key}"),
         None => println!("signature   NOT CHECKED (pass --pubkey to verify)"),
@@ -73,9 +81,17 @@ fn print_text(m: &airgap_bundle::Manifest, bundle_bytes: u64, verified_by: Optio
         let bytes: u64 = m
             .files
             .iter()
-            .filter(|f| c.paths.iter().any(|p| f.path == *p || f.path.starts_with(&format!("{p}/"))))
+            .filter(|f| {
+                c.paths
+                    .iter()
+                    .any(|p| f.path == *p || f.path.starts_with(&format!("{p}/")))
+            })
             .map(|f| f.size)
             .sum();
-        println!("component   {name} {} ({} paths, {bytes} bytes)", c.version, c.paths.len());
+        println!(
+            "component   {name} {} ({} paths, {bytes} bytes)",
+            c.version,
+            c.paths.len()
+        );
     }
 }

@@ -25,7 +25,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let password = if args.unencrypted {
         None
     } else {
-        Some(super::keys::password(args.password_file.as_deref(), "Password for the new key: ", true)?)
+        Some(super::keys::password(
+            args.password_file.as_deref(),
+            "Password for the new key: ",
+            true,
+        )?)
     };
     let keys = airgap_bundle::keys::generate(&args.out, password)?;
     println!("key ID      {}", keys.id);

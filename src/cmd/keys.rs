@@ -8,7 +8,8 @@ use anyhow::{bail, Context};
 /// A password from `file` (first line), or asked on the terminal (`confirm`: twice).
 pub fn password(file: Option<&Path>, prompt: &str, confirm: bool) -> anyhow::Result<String> {
     if let Some(file) = file {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading password file {}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading password file {}", file.display()))?;
         let pw = text.lines().next().unwrap_or("").to_string();
         if pw.is_empty() {
             bail!("password file {} is empty", file.display());
@@ -29,10 +30,17 @@ pub fn password(file: Option<&Path>, prompt: &str, confirm: bool) -> anyhow::Res
 }
 
 /// Loads the secret key at `path`, asking for its password if it is encrypted.
-pub fn secret_key(path: &Path, password_file: Option<&PathBuf>) -> anyhow::Result<airgap_bundle::SecretKey> {
+pub fn secret_key(
+    path: &Path,
+    password_file: Option<&PathBuf>,
+) -> anyhow::Result<airgap_bundle::SecretKey> {
     let encrypted = airgap_bundle::SecretKey::file_is_encrypted(path)?;
     let pw = if encrypted {
-        Some(password(password_file.map(PathBuf::as_path), &format!("Password for {}: ", path.display()), false)?)
+        Some(password(
+            password_file.map(PathBuf::as_path),
+            &format!("Password for {}: ", path.display()),
+            false,
+        )?)
     } else {
         None
     };

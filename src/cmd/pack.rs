@@ -70,9 +70,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("packing {}", args.stage.display()))?;
     bar.finish();
     let m = &summary.manifest;
-    println!("bundle     {} ({} bytes)", summary.bundle.display(), summary.bundle_bytes);
+    println!(
+        "bundle     {} ({} bytes)",
+        summary.bundle.display(),
+        summary.bundle_bytes
+    );
     println!("signature  {}", summary.signature.display());
-    println!("contents   {} {} sequence {}, {} files, {} bytes", m.name, m.version, m.sequence, m.files.len(), m.total_bytes());
+    println!(
+        "contents   {} {} sequence {}, {} files, {} bytes",
+        m.name,
+        m.version,
+        m.sequence,
+        m.files.len(),
+        m.total_bytes()
+    );
     println!("key ID     {}", key.id());
     Ok(())
 }

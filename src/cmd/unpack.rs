@@ -23,9 +23,19 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let key = airgap_bundle::PublicKey::from_file(&args.verify.pubkey)?;
     let bar = Bar::new();
-    let verified = airgap_bundle::unpack(&args.verify.bundle, &key, &args.into, &args.verify.options(), &bar)
-        .with_context(|| format!("unpacking {}", args.verify.bundle.display()))?;
+    let verified = airgap_bundle::unpack(
+        &args.verify.bundle,
+        &key,
+        &args.into,
+        &args.verify.options(),
+        &bar,
+    )
+    .with_context(|| format!("unpacking {}", args.verify.bundle.display()))?;
     bar.finish();
-    println!("unpacked {} files into {}", verified.manifest.files.len(), args.into.display());
+    println!(
+        "unpacked {} files into {}",
+        verified.manifest.files.len(),
+        args.into.display()
+    );
     Ok(())
 }

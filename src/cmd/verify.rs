@@ -31,7 +31,11 @@ pub struct Args {
 impl Args {
     /// The verification options these arguments ask for.
     pub fn options(&self) -> airgap_bundle::VerifyOptions {
-        airgap_bundle::VerifyOptions { allow_expired: self.allow_expired, signature: self.sig.clone(), now: None }
+        airgap_bundle::VerifyOptions {
+            allow_expired: self.allow_expired,
+            signature: self.sig.clone(),
+            now: None,
+        }
     }
 }
 

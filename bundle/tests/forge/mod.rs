@@ -41,12 +41,16 @@ pub fn sample_stage(root: &Path) {
     w("bin/coder", &b"#!/bin/sh\necho coder\n".repeat(1000));
     w("bin/terraform", &pseudo_random(3 << 20, 7));
     w("postgres/share/empty.conf", b"");
-    w("providers/registry.example.test/coder/coder/index.json", b"{\"versions\":{\"2.2.0\":{}}}");
+    w(
+        "providers/registry.example.test/coder/coder/index.json",
+        b"{\"versions\":{\"2.2.0\":{}}}",
+    );
     w("docs/a name with spaces.txt", b"spaces are fine");
     std::fs::create_dir_all(root.join("data/empty-dir")).expect("mkdir");
     use std::os::unix::fs::PermissionsExt;
     for exe in ["bin/coder", "bin/terraform"] {
-        std::fs::set_permissions(root.join(exe), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(root.join(exe), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
     }
     std::os::unix::fs::symlink("coder", root.join("bin/coder-link")).expect("symlink");
 }
@@ -80,13 +84,31 @@ pub struct Raw {
 
 impl Raw {
     pub fn file(name: &str, data: &[u8]) -> Raw {
-        Raw { name: name.as_bytes().to_vec(), kind: b'0', data: data.to_vec(), header_size: None, link: Vec::new() }
+        Raw {
+            name: name.as_bytes().to_vec(),
+            kind: b'0',
+            data: data.to_vec(),
+            header_size: None,
+            link: Vec::new(),
+        }
     }
     pub fn dir(name: &str) -> Raw {
-        Raw { name: format!("{name}/").into_bytes(), kind: b'5', data: Vec::new(), header_size: None, link: Vec::new() }
+        Raw {
+            name: format!("{name}/").into_bytes(),
+            kind: b'5',
+            data: Vec::new(),
+            header_size: None,
+            link: Vec::new(),
+        }
     }
     pub fn special(name: &str, kind: u8) -> Raw {
-        Raw { name: name.as_bytes().to_vec(), kind, data: Vec::new(), header_size: None, link: b"/etc/passwd".to_vec() }
+        Raw {
+            name: name.as_bytes().to_vec(),
+            kind,
+            data: Vec::new(),
+            header_size: None,
+            link: b"/etc/passwd".to_vec(),
+        }
     }
 }
 
@@ -102,7 +124,12 @@ pub fn header(raw: &Raw) -> [u8; 512] {
     octal(&mut h, 100, 8, 0o644);
     octal(&mut h, 108, 8, 0);
     octal(&mut h, 116, 8, 0);
-    octal(&mut h, 124, 12, raw.header_size.unwrap_or(raw.data.len() as u64));
+    octal(
+        &mut h,
+        124,
+        12,
+        raw.header_size.unwrap_or(raw.data.len() as u64),
+    );
     octal(&mut h, 136, 12, 0);
     h[156] = raw.kind;
     let l = raw.link.len().min(100);
@@ -175,5 +202,10 @@ pub fn write_signed(dir: &Path, name: &str, gz: &[u8], key: &SecretKey) -> PathB
 }
 
 pub fn file_entry(path: &str, data: &[u8]) -> FileEntry {
-    FileEntry { path: path.into(), size: data.len() as u64, sha256: sha256_hex(data), mode: 0o644 }
+    FileEntry {
+        path: path.into(),
+        size: data.len() as u64,
+        sha256: sha256_hex(data),
+        mode: 0o644,
+    }
 }
