@@ -1,2 +1,19 @@
 //! The Terraform provider mirror: registry-protocol sync, mirror layout and hashes, and the
 //! network-mirror HTTPS server.
+//!
+//! Reusable beyond providers: [`fetch`] (parallel, resumable, verified downloads) and
+//! [`openpgp`] (detached-signature verification with expiry checks).
+
+pub mod fetch;
+pub mod hash;
+pub mod layout;
+pub mod maintain;
+pub mod openpgp;
+pub mod registry;
+pub mod serve;
+pub mod spec;
+pub mod sync;
+pub mod version;
+
+pub use layout::{Mirror, Platform, ProviderAddr};
+pub use version::{Constraint, Version};

@@ -1,17 +1,254 @@
-//! `coder-airgap mirror` subcommands.
+//! `coder-airgap mirror` subcommands: sync (connected side); serve, import, verify and
+//! terraformrc (disconnected side).
 
-use clap::Subcommand;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use airgap_mirror::fetch::{FetchOptions, Fetcher};
+use airgap_mirror::spec::MirrorSpec;
+use airgap_mirror::{maintain, serve, sync, Mirror, Platform, ProviderAddr, Version};
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
 
 /// The `mirror` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Placeholder until the mirror issue lands.
-    Todo,
+    /// Fetch and verify the providers in a providers file into a mirror tree (connected side).
+    Sync(SyncArgs),
+    /// Serve a mirror tree to Terraform over HTTPS at /providers/.
+    Serve(ServeArgs),
+    /// Add a provider zip carried in by hand, computing its hashes.
+    Import(ImportArgs),
+    /// Re-hash every archive in a mirror tree against its JSON.
+    Verify(VerifyArgs),
+    /// Print the Terraform CLI configuration that installs providers only from the mirror.
+    Terraformrc(TerraformrcArgs),
+}
+
+/// Arguments of `mirror sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The providers file (TOML; see docs/mirror.md).
+    #[arg(long, value_name = "FILE")]
+    pub providers: PathBuf,
+    /// The mirror tree to add to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Transfers in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Extra attempts after a retryable failure.
+    #[arg(long, default_value_t = 4)]
+    pub retries: u32,
+    /// Seconds of silence before a transfer is abandoned (and retried).
+    #[arg(long, default_value_t = 60)]
+    pub read_timeout: u64,
+    /// Seconds allowed to connect.
+    #[arg(long, default_value_t = 15)]
+    pub connect_timeout: u64,
+    /// Extra PEM CA certificates to trust (TLS-inspecting proxy, Artifactory).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// HTTPS proxy for every request (otherwise HTTPS_PROXY/NO_PROXY are honoured).
+    #[arg(long, value_name = "URL")]
+    pub https_proxy: Option<String>,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Arguments of `mirror serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The mirror tree.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    pub listen: String,
+    /// PEM certificate chain for the server.
+    #[arg(long, value_name = "CRT")]
+    pub cert: PathBuf,
+    /// PEM private key for the server.
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+}
+
+/// Arguments of `mirror import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The mirror tree.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Provider source address, HOST/NS/TYPE.
+    #[arg(long, value_name = "HOST/NS/TYPE")]
+    pub source: ProviderAddr,
+    /// Provider version.
+    #[arg(long)]
+    pub version: Version,
+    /// Platform, OS_ARCH.
+    #[arg(long, value_name = "OS_ARCH")]
+    pub platform: Platform,
+    /// Overwrite a different archive already recorded for this version and platform.
+    #[arg(long)]
+    pub replace: bool,
+    /// The provider zip.
+    pub zip: PathBuf,
+}
+
+/// Arguments of `mirror verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The mirror tree.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// Arguments of `mirror terraformrc`.
+#[derive(Debug, Args)]
+pub struct TerraformrcArgs {
+    /// The mirror's base URL, e.g. https://coder.example.internal:8443
+    #[arg(long)]
+    pub url: String,
 }
 
 /// Runs a `mirror` subcommand.
 pub fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Todo => anyhow::bail!("not implemented yet"),
+        Command::Sync(args) => run_sync(args),
+        Command::Serve(args) => run_serve(args),
+        Command::Import(args) => run_import(args),
+        Command::Verify(args) => run_verify(args),
+        Command::Terraformrc(args) => {
+            print!("{}", maintain::terraformrc(&args.url)?);
+            Ok(())
+        }
     }
+}
+
+fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
+    let spec = MirrorSpec::load(&args.providers)?;
+    let opts = FetchOptions {
+        concurrency: args.concurrency.max(1),
+        retries: args.retries,
+        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
+        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+        extra_ca_file: args.ca_file,
+        https_proxy: args.https_proxy,
+        ..FetchOptions::default()
+    };
+    let progress = if args.quiet {
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+    } else {
+        indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+    };
+    let fetcher = Fetcher::with_progress(opts, progress)?;
+    let mirror = Mirror::new(&args.out);
+    let report = crate::runtime::block_on(sync::sync(&spec, &mirror, &fetcher))?
+        .with_context(|| format!("mirror sync into {}", args.out.display()))?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for added in &report.added {
+        eprintln!("added {added}");
+    }
+    eprintln!(
+        "{} archive(s) added, {} already present and verified",
+        report.added.len(),
+        report.skipped
+    );
+    Ok(())
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let tls = serve::tls_config(&args.cert, &args.key)?;
+    let listener = std::net::TcpListener::bind(&args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr().context("listener address")?;
+    crate::runtime::block_on(async move {
+        println!("listening on {addr}");
+        eprintln!(
+            "serving {} at https://{addr}{}",
+            args.dir.display(),
+            serve::PREFIX
+        );
+        serve::serve(listener, &args.dir, tls, stop_signal()).await
+    })??;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    let mirror = Mirror::new(&args.dir);
+    let imported = maintain::import(
+        &mirror,
+        &args.source,
+        &args.version,
+        &args.platform,
+        &args.zip,
+        args.replace,
+    )
+    .with_context(|| {
+        format!(
+            "import {} as {} {} {}",
+            args.zip.display(),
+            args.source,
+            args.version,
+            args.platform
+        )
+    })?;
+    let label = format!("{} {} {}", args.source, args.version, args.platform);
+    if let Some(warning) = maintain::directory_warning(&label, &imported.hashes) {
+        eprintln!("warning: {warning}");
+    }
+    let verb = if imported.unchanged {
+        "already present"
+    } else {
+        "imported"
+    };
+    eprintln!("{verb} {label}: {}", imported.path.display());
+    println!("{}\n{}", imported.hashes.h1, imported.hashes.zh);
+    Ok(())
+}
+
+fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let report = maintain::verify(&Mirror::new(&args.dir))?;
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for problem in &report.problems {
+        eprintln!("FAILED {problem}");
+    }
+    if !report.problems.is_empty() {
+        anyhow::bail!(
+            "{} of {} archive(s) in {} failed verification",
+            report.problems.len(),
+            report.archives,
+            args.dir.display()
+        );
+    }
+    eprintln!(
+        "ok: {} archive(s) of {} provider(s) match their hashes",
+        report.archives, report.providers
+    );
+    Ok(())
 }

@@ -2,4 +2,8 @@
 //! PostgreSQL, minisign, openssl), starting them with a clean environment, and local
 //! stand-ins for internet upstreams. Used by tests and by `scripts/demo`; never shipped.
 
+pub mod pgpkey;
+pub mod pki;
+pub mod registry;
+pub mod server;
 pub mod tools;

@@ -1,0 +1,614 @@
+//! General-purpose downloads for the connected side: one HTTP client built from options
+//! (timeouts, retries with backoff, bounded concurrency, an extra CA file, an HTTPS proxy),
+//! small verified GETs for metadata, and streaming file downloads that write `DEST.part`,
+//! resume it with a Range request after an interruption, hash while streaming, check the
+//! expected sha256 and rename into place only when everything matched.
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, Semaphore};
+
+pub use reqwest::Url;
+
+/// Errors from the fetcher. Each names the URL or file involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The HTTP client could not be built from the options.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    /// The extra CA file could not be read or holds no certificate.
+    #[error("cannot use the extra CA file {path}: {message}")]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The server answered with a status that retrying will not fix.
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The transfer kept failing (connection, TLS, timeout or a cut-off body).
+    #[error("GET {url}: {message} (gave up after {attempts} attempts; check the network, the proxy and the CA settings)")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// The last failure.
+        message: String,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The downloaded bytes do not have the expected sha256.
+    #[error("GET {url}: sha256 of the download is {actual}, expected {expected} (the file was altered or corrupted; nothing was kept)")]
+    Checksum {
+        /// The URL.
+        url: String,
+        /// The expected hex sha256.
+        expected: String,
+        /// The hex sha256 of what arrived.
+        actual: String,
+    },
+    /// A metadata response exceeded the size limit.
+    #[error("GET {url}: response is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A JSON response does not parse as expected.
+    #[error("GET {url}: unexpected JSON: {message}")]
+    Json {
+        /// The URL.
+        url: String,
+        /// What the parser reported.
+        message: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// How the fetcher talks to the network.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// Transfers (metadata requests and downloads) in flight at once.
+    pub concurrency: usize,
+    /// Time allowed to establish a connection (TCP plus TLS).
+    pub connect_timeout: Duration,
+    /// Longest silence allowed while reading a response.
+    pub read_timeout: Duration,
+    /// Extra attempts after a retryable failure (5xx, 408, 429, connection or body errors).
+    pub retries: u32,
+    /// First backoff delay; doubles with every retry (with jitter), capped at 10 s.
+    pub backoff: Duration,
+    /// A PEM file of CA certificates to trust in addition to the system roots
+    /// (TLS-inspecting proxies, Artifactory-style remote registries).
+    pub extra_ca_file: Option<PathBuf>,
+    /// An HTTPS proxy URL for every request (e.g. `http://proxy.corp:3128`).
+    pub https_proxy: Option<String>,
+    /// With no `https_proxy`, honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY from the environment.
+    pub env_proxy: bool,
+    /// Size limit for metadata responses read into memory.
+    pub max_metadata_bytes: u64,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            concurrency: 8,
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            retries: 4,
+            backoff: Duration::from_millis(250),
+            extra_ca_file: None,
+            https_proxy: None,
+            env_proxy: true,
+            max_metadata_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// What a download produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// Hex sha256 of the file.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Bytes kept from an earlier interrupted transfer (0 if none).
+    pub resumed_from: u64,
+    /// True if `dest` already held the expected file and nothing was transferred.
+    pub reused: bool,
+}
+
+/// A configured HTTP client with bounded concurrency and progress bars.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    opts: FetchOptions,
+    permits: Arc<Semaphore>,
+    progress: MultiProgress,
+    total: ProgressBar,
+}
+
+/// One failed attempt: retry it, or give up with this error.
+enum Attempt {
+    Retry(String),
+    Fatal(FetchError),
+}
+
+impl Fetcher {
+    /// Builds the client; progress bars draw on stderr when it is a terminal.
+    pub fn new(opts: FetchOptions) -> Result<Self, FetchError> {
+        Self::with_progress(
+            opts,
+            MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+        )
+    }
+
+    /// Builds the client, drawing progress into `progress` (pass a hidden one to silence).
+    pub fn with_progress(opts: FetchOptions, progress: MultiProgress) -> Result<Self, FetchError> {
+        let client = build_client(&opts)?;
+        let total = progress.add(ProgressBar::new(0));
+        total.set_style(bar_style(
+            "{msg:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        ));
+        total.set_message("total");
+        let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        Ok(Fetcher {
+            client,
+            opts,
+            permits,
+            progress,
+            total,
+        })
+    }
+
+    /// The progress display, for callers that add their own bars or print above them.
+    pub fn progress(&self) -> &MultiProgress {
+        &self.progress
+    }
+
+    /// Removes the total bar (call when all transfers are done).
+    pub fn finish(&self) {
+        self.total.finish_and_clear();
+    }
+
+    /// GETs a small resource into memory; returns it with the final URL (after redirects),
+    /// against which relative URLs in it resolve.
+    pub async fn get_bytes(&self, url: &Url) -> Result<(Vec<u8>, Url), FetchError> {
+        self.with_retries(url, || self.get_bytes_once(url)).await
+    }
+
+    /// GETs and parses a JSON document; returns it with the final URL.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &Url,
+    ) -> Result<(T, Url), FetchError> {
+        let (bytes, final_url) = self.get_bytes(url).await?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| FetchError::Json {
+            url: final_url.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok((value, final_url))
+    }
+
+    /// Downloads `url` to `dest`, streaming into `dest.part` and resuming it with a Range
+    /// request if an earlier transfer was cut off. With `expected_sha256` (hex), an existing
+    /// `dest` with that hash is reused without a transfer, and a mismatch deletes the partial
+    /// file and fails; `dest` only ever appears complete and verified.
+    pub async fn download(
+        &self,
+        url: &Url,
+        dest: &Path,
+        expected_sha256: Option<&str>,
+    ) -> Result<Downloaded, FetchError> {
+        let expected = expected_sha256.map(str::to_ascii_lowercase);
+        if let Some(want) = &expected {
+            if let Some(done) = reuse_existing(dest, want).await? {
+                return Ok(done);
+            }
+        }
+        let part = part_path(dest);
+        self.with_retries(url, || {
+            self.download_once(url, dest, &part, expected.as_deref())
+        })
+        .await
+    }
+
+    async fn with_retries<T, F, Fut>(&self, url: &Url, mut attempt: F) -> Result<T, FetchError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let outcome = {
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|e| FetchError::Client(e.to_string()))?;
+                attempt().await
+            };
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Retry(message)) if tries > self.opts.retries => {
+                    return Err(FetchError::Transport {
+                        url: url.to_string(),
+                        message,
+                        attempts: tries,
+                    });
+                }
+                Err(Attempt::Retry(message)) => {
+                    tracing::debug!(%url, attempt = tries, %message, "retrying");
+                    tokio::time::sleep(backoff(self.opts.backoff, tries)).await;
+                }
+            }
+        }
+    }
+
+    async fn get_bytes_once(&self, url: &Url) -> Result<(Vec<u8>, Url), Attempt> {
+        let mut resp = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(error_chain(&e)))?;
+        check_status(url, resp.status())?;
+        let final_url = resp.url().clone();
+        let limit = self.opts.max_metadata_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| Attempt::Retry(error_chain(&e)))?
+        {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(Attempt::Fatal(FetchError::TooLarge {
+                    url: url.to_string(),
+                    limit,
+                }));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, final_url))
+    }
+
+    async fn download_once(
+        &self,
+        url: &Url,
+        dest: &Path,
+        part: &Path,
+        expected: Option<&str>,
+    ) -> Result<Downloaded, Attempt> {
+        let offset = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+        let mut req = self.client.get(url.clone());
+        if offset > 0 {
+            req = req.header(RANGE, format!("bytes={offset}-"));
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(error_chain(&e)))?;
+        let offset = match resume_offset(&resp, offset) {
+            Ok(offset) => offset,
+            Err(message) => {
+                let _ = std::fs::remove_file(part);
+                return Err(Attempt::Retry(message));
+            }
+        };
+        check_status(url, resp.status())?;
+        let expected_len = resp.content_length().map(|n| n + offset);
+        let (sha256, bytes) = self
+            .stream_to_part(resp, part, offset, expected_len, dest)
+            .await?;
+        if expected_len.is_some_and(|n| n != bytes) {
+            return Err(Attempt::Retry(format!("body ended after {bytes} bytes")));
+        }
+        if let Some(want) = expected {
+            if sha256 != want {
+                let _ = std::fs::remove_file(part);
+                let mismatch = FetchError::Checksum {
+                    url: url.to_string(),
+                    expected: want.to_string(),
+                    actual: sha256,
+                };
+                // A resumed file may have mixed two versions of the upstream file: retry fresh.
+                return Err(if offset > 0 {
+                    Attempt::Retry(mismatch.to_string())
+                } else {
+                    Attempt::Fatal(mismatch)
+                });
+            }
+        }
+        std::fs::rename(part, dest).map_err(|source| {
+            Attempt::Fatal(FetchError::Io {
+                path: dest.to_path_buf(),
+                source,
+            })
+        })?;
+        Ok(Downloaded {
+            sha256,
+            bytes,
+            resumed_from: offset,
+            reused: false,
+        })
+    }
+
+    /// Streams the body into `part` (appending after `offset`) on a blocking thread that
+    /// writes and hashes; returns the hex sha256 and the size of the whole file.
+    async fn stream_to_part(
+        &self,
+        mut resp: reqwest::Response,
+        part: &Path,
+        offset: u64,
+        total: Option<u64>,
+        dest: &Path,
+    ) -> Result<(String, u64), Attempt> {
+        let bar = self.transfer_bar(dest, total, offset);
+        let (tx, rx) = mpsc::channel::<bytes::Bytes>(16);
+        let part_owned = part.to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || write_and_hash(&part_owned, offset, rx));
+        let mut body_error = None;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    bar.inc(chunk.len() as u64);
+                    self.total.inc(chunk.len() as u64);
+                    if tx.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    body_error = Some(error_chain(&e));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        bar.finish_and_clear();
+        let written = writer.await.map_err(|e| Attempt::Retry(e.to_string()))?;
+        let (sha, len) = written.map_err(|source| {
+            Attempt::Fatal(FetchError::Io {
+                path: part.to_path_buf(),
+                source,
+            })
+        })?;
+        match body_error {
+            Some(message) => Err(Attempt::Retry(message)),
+            None => Ok((sha, len)),
+        }
+    }
+
+    fn transfer_bar(&self, dest: &Path, total: Option<u64>, offset: u64) -> ProgressBar {
+        let bar = self
+            .progress
+            .insert_before(&self.total, ProgressBar::new(total.unwrap_or(0)));
+        bar.set_style(bar_style(
+            "{msg:>12.20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        ));
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        bar.set_message(name);
+        bar.set_position(offset);
+        if let Some(total) = total {
+            self.total.inc_length(total - offset.min(total));
+        }
+        bar
+    }
+}
+
+fn build_client(opts: &FetchOptions) -> Result<reqwest::Client, FetchError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("coder-airgap/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(opts.connect_timeout)
+        .read_timeout(opts.read_timeout)
+        .pool_max_idle_per_host(opts.concurrency.max(1));
+    if let Some(path) = &opts.extra_ca_file {
+        for cert in read_ca_file(path)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let Some(proxy) = &opts.https_proxy {
+        let proxy = reqwest::Proxy::https(proxy)
+            .map_err(|e| FetchError::Client(format!("bad HTTPS proxy {proxy:?}: {e}")))?;
+        builder = builder.proxy(proxy);
+    } else if !opts.env_proxy {
+        builder = builder.no_proxy();
+    }
+    builder
+        .build()
+        .map_err(|e| FetchError::Client(error_chain(&e)))
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, FetchError> {
+    let bad = |message: String| FetchError::CaFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificates in it".to_string()));
+    }
+    Ok(certs)
+}
+
+fn check_status(url: &Url, status: StatusCode) -> Result<(), Attempt> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let retryable = status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS;
+    if retryable {
+        return Err(Attempt::Retry(format!("HTTP {status}")));
+    }
+    Err(Attempt::Fatal(FetchError::Status {
+        url: url.to_string(),
+        status: status.as_u16(),
+    }))
+}
+
+/// Where to append: `offset` if the server honoured the Range, 0 if it sent the whole file.
+fn resume_offset(resp: &reqwest::Response, offset: u64) -> Result<u64, String> {
+    match resp.status() {
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            Err("server refused the resume range; restarting".to_string())
+        }
+        StatusCode::PARTIAL_CONTENT if offset > 0 => {
+            let range = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let start = range
+                .strip_prefix("bytes ")
+                .and_then(|r| r.split('-').next())
+                .and_then(|s| s.parse::<u64>().ok());
+            if start == Some(offset) {
+                Ok(offset)
+            } else {
+                Err(format!(
+                    "server resumed at the wrong place ({range:?}); restarting"
+                ))
+            }
+        }
+        _ => Ok(0),
+    }
+}
+
+/// Writes chunks to `part` (truncating unless appending at `offset`) and hashes the whole file.
+fn write_and_hash(
+    part: &Path,
+    offset: u64,
+    mut rx: mpsc::Receiver<bytes::Bytes>,
+) -> io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    let file = if offset > 0 {
+        let mut existing = std::fs::File::open(part)?.take(offset);
+        len = io::copy(&mut existing, &mut hasher)?;
+        std::fs::OpenOptions::new().append(true).open(part)?
+    } else {
+        std::fs::File::create(part)?
+    };
+    let mut out = io::BufWriter::with_capacity(256 * 1024, file);
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+        out.write_all(&chunk)?;
+        len += chunk.len() as u64;
+    }
+    out.flush()?;
+    Ok((hex::encode(hasher.finalize()), len))
+}
+
+/// If `dest` already holds a file with the expected hash, reuse it.
+async fn reuse_existing(dest: &Path, want: &str) -> Result<Option<Downloaded>, FetchError> {
+    if !dest.is_file() {
+        return Ok(None);
+    }
+    let path = dest.to_path_buf();
+    let hashed = tokio::task::spawn_blocking(move || -> io::Result<(String, u64)> {
+        let file = std::fs::File::open(&path)?;
+        let len = file.metadata()?.len();
+        Ok((crate::hash::sha256_reader(file)?, len))
+    })
+    .await
+    .map_err(|e| FetchError::Client(e.to_string()))?;
+    let (sha256, bytes) = hashed.map_err(|source| FetchError::Io {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    Ok((sha256 == want).then_some(Downloaded {
+        sha256,
+        bytes,
+        resumed_from: 0,
+        reused: true,
+    }))
+}
+
+/// `dest` with `.part` appended to its file name.
+pub fn part_path(dest: &Path) -> PathBuf {
+    let mut name = dest
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".part");
+    dest.with_file_name(name)
+}
+
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << attempt.min(6))
+        .min(Duration::from_secs(10));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = exp.mul_f64(f64::from(nanos % 1000) / 4000.0);
+    exp + jitter
+}
+
+fn bar_style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// The error and its causes on one line (reqwest hides the interesting part in sources).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_path_appends_suffix() {
+        assert_eq!(
+            part_path(Path::new("/m/a.zip")),
+            PathBuf::from("/m/a.zip.part")
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_millis(100);
+        assert!(backoff(base, 1) >= Duration::from_millis(200));
+        assert!(backoff(base, 3) >= Duration::from_millis(800));
+        assert!(backoff(base, 30) <= Duration::from_millis(12_500));
+    }
+}
