@@ -104,23 +104,35 @@ pub(crate) fn read_bundle(
     let bundle_bytes = file.metadata().at(bundle)?.len();
     progress.phase("verifying", bundle_bytes);
     let (chunks, reader) = spawn_file_reader(file, bundle.to_path_buf());
-    let decoder = flate2::read::MultiGzDecoder::new(ChannelReader::new(chunks, progress));
-    let mut tar = TarReader::new(decoder);
-
-    let manifest = read_manifest(&mut tar, key, opts)?;
-    read_entries(&mut tar, &manifest, sink)?;
-    tar.drain_zeros()?;
-    drop(tar);
-
+    // `check_stream` owns the receiving end; once it returns, success or not, the reader
+    // thread stops, and it is always joined: no thread outlives this call.
+    let checked = check_stream(chunks, key, opts, progress, sink);
     let hash = reader
         .join()
-        .map_err(|_| BundleError::Corrupt("reader thread panicked".into()))??;
-    detached.verify_prehash(key, hash, &what)?;
+        .map_err(|_| BundleError::Corrupt("reader thread panicked".into()))?;
+    let manifest = checked?;
+    detached.verify_prehash(key, hash?, &what)?;
     Ok(Verified {
         manifest,
         key_id: key.id,
         bundle_bytes,
     })
+}
+
+/// Decompresses and checks everything inside the archive, in order.
+fn check_stream(
+    chunks: Receiver<Vec<u8>>,
+    key: &PublicKey,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+    sink: &mut dyn Sink,
+) -> Result<Manifest> {
+    let decoder = flate2::read::MultiGzDecoder::new(ChannelReader::new(chunks, progress));
+    let mut tar = TarReader::new(decoder);
+    let manifest = read_manifest(&mut tar, key, opts)?;
+    read_entries(&mut tar, &manifest, sink)?;
+    tar.drain_zeros()?;
+    Ok(manifest)
 }
 
 /// Reads only the manifest, without any signature check: for `inspect` without a key.
