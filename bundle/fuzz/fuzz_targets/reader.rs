@@ -54,11 +54,18 @@ fuzz_target!(|input: &[u8]| {
     std::fs::write(&bundle, data).expect("write");
     let sig = sign_reader(&f.secret, data, "fuzz").expect("sign");
     std::fs::write(airgap_bundle::signature_path(&bundle), sig).expect("write sig");
-    let opts = VerifyOptions { allow_expired: true, ..VerifyOptions::default() };
+    let opts = VerifyOptions {
+        allow_expired: true,
+        ..VerifyOptions::default()
+    };
     let verified = airgap_bundle::verify(&bundle, &f.public, &opts, &()).is_ok();
     let target = work.path().join("out");
     let unpacked = airgap_bundle::unpack(&bundle, &f.public, &target, &opts, &()).is_ok();
     assert_eq!(verified, unpacked, "verify and unpack disagree");
     let leftovers = std::fs::read_dir(work.path()).expect("ls").count();
-    assert_eq!(leftovers, if unpacked { 3 } else { 2 }, "unpack left a staging directory");
+    assert_eq!(
+        leftovers,
+        if unpacked { 3 } else { 2 },
+        "unpack left a staging directory"
+    );
 });
