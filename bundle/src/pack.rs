@@ -91,6 +91,8 @@ pub fn pack(
     let hashes = sha256_files(&paths, threads, progress)?;
 
     let created = opts.created.unwrap_or_else(|| OffsetDateTime::from(newest));
+    // Whole seconds: tar mtimes have no finer resolution, and the manifest reads better.
+    let created = created.replace_nanosecond(0).unwrap_or(created);
     let manifest = build_manifest(stage, &entries, &hashes, created, opts)?;
     let manifest_bytes = manifest.to_bytes()?;
     let manifest_sig = sign_reader(
