@@ -285,18 +285,25 @@ fn import_warns_about_zips_with_directory_entries() {
     );
 }
 
-#[test]
-fn terraform_installs_from_the_network_mirror_and_rejects_a_swapped_archive() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let pki = pki(tmp.path());
-    let mirror = tmp.path().join("mirror");
-    let source = format!("{HOST}/acme/dummy");
+/// A mirror under `tmp` holding `acme/TYPE` 1.0.0 imported from a generated zip (with
+/// directory entries if `with_dirs`); returns the mirror and the provider source.
+fn imported(tmp: &Path, ty: &str, with_dirs: bool) -> (PathBuf, String) {
+    let mirror = tmp.join("mirror");
+    let source = format!("{HOST}/acme/{ty}");
     import(
         &mirror,
         &source,
         "1.0.0",
-        &zip_file(tmp.path(), "dummy", "1.0.0", false),
+        &zip_file(tmp, ty, "1.0.0", with_dirs),
     );
+    (mirror, source)
+}
+
+#[test]
+fn terraform_installs_from_the_network_mirror_and_rejects_a_swapped_archive() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pki = pki(tmp.path());
+    let (mirror, source) = imported(tmp.path(), "dummy", false);
     let served = serve(&mirror, &pki);
     let rc = network_rc(tmp.path(), served.port);
     let work = workdir(tmp.path(), "work", &source, "1.0.0");
@@ -333,14 +340,7 @@ fn terraform_installs_from_the_network_mirror_and_rejects_a_swapped_archive() {
 #[test]
 fn terraform_installs_from_the_same_tree_as_a_filesystem_mirror() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let mirror = tmp.path().join("mirror");
-    let source = format!("{HOST}/acme/dummy");
-    import(
-        &mirror,
-        &source,
-        "1.0.0",
-        &zip_file(tmp.path(), "dummy", "1.0.0", false),
-    );
+    let (mirror, source) = imported(tmp.path(), "dummy", false);
     let rc = tmp.path().join("fs.tfrc");
     let config = format!(
         "provider_installation {{\n  filesystem_mirror {{\n    path = \"{}\"\n  }}\n}}\n",
@@ -359,14 +359,7 @@ fn terraform_installs_from_the_same_tree_as_a_filesystem_mirror() {
 fn directory_entries_break_the_second_init_as_warned() {
     let tmp = tempfile::tempdir().expect("tmp");
     let pki = pki(tmp.path());
-    let mirror = tmp.path().join("mirror");
-    let source = format!("{HOST}/acme/dirs");
-    import(
-        &mirror,
-        &source,
-        "1.0.0",
-        &zip_file(tmp.path(), "dirs", "1.0.0", true),
-    );
+    let (mirror, source) = imported(tmp.path(), "dirs", true);
     let served = serve(&mirror, &pki);
     let rc = network_rc(tmp.path(), served.port);
     let work = workdir(tmp.path(), "work", &source, "1.0.0");
