@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::{airgap, fails, ok, tools::clean_command, write};
 
@@ -37,8 +37,9 @@ fn pack(stage: &Path, key: &Path, out: &Path) {
         .args(["--version", "1.2.3", "--sequence", "42"]));
 }
 
-#[test]
-fn stock_tools_accept_our_bundle() {
+/// A temp dir with a key pair in `keys/`, the sample stage in `stage/` and its bundle
+/// `b.tar.gz`; returns the dir and those three paths.
+fn packed() -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let t = tempfile::tempdir().expect("tempdir");
     let (keys, st, out) = (
         t.path().join("keys"),
@@ -48,6 +49,12 @@ fn stock_tools_accept_our_bundle() {
     stage(&st);
     keygen(&keys);
     pack(&st, &keys.join("bundle.key"), &out);
+    (t, keys, st, out)
+}
+
+#[test]
+fn stock_tools_accept_our_bundle() {
+    let (t, keys, st, out) = packed();
 
     ok(clean_command("minisign")
         .arg("-Vm")
@@ -96,15 +103,7 @@ fn our_tools_accept_a_minisign_generated_key() {
 
 #[test]
 fn inspect_unpack_and_one_line_errors() {
-    let t = tempfile::tempdir().expect("tempdir");
-    let (keys, st, out) = (
-        t.path().join("keys"),
-        t.path().join("stage"),
-        t.path().join("b.tar.gz"),
-    );
-    stage(&st);
-    keygen(&keys);
-    pack(&st, &keys.join("bundle.key"), &out);
+    let (t, keys, _, out) = packed();
 
     let json = ok(airgap()
         .arg("inspect")
