@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Create a minisign key pair for signing bundles (keep bundle.key offline).
     Keygen(cmd::keygen::Args),
+    /// Fetch and check every pinned component into a stage directory (connected side).
+    Sync(cmd::sync::Args),
     /// Turn a stage directory into one signed bundle (.tar.gz plus .minisig).
     Pack(cmd::pack::Args),
     /// Prove a bundle is intact and signed by a trusted key, without writing anything.
@@ -36,6 +38,16 @@ pub enum Command {
     Inspect(cmd::inspect::Args),
     /// Verify a bundle and extract its stage tree into a new directory.
     Unpack(cmd::unpack::Args),
+    /// Verify a bundle and install it atomically under ROOT (disconnected side).
+    Install(cmd::install::Args),
+    /// Run the installed appliance in the foreground: Postgres, provider mirror, coderd.
+    Up(cmd::up::Args),
+    /// Show each component's state, version, pid, health and certificate expiry.
+    Status(cmd::status::Args),
+    /// Check the running appliance's posture and health, with a fix for each problem.
+    Doctor(cmd::doctor::Args),
+    /// Return to the previously installed release.
+    Rollback(cmd::rollback::Args),
     /// The internal certificate authority: init, issue, list, renew, revoke, crl, export-trust.
     #[command(subcommand)]
     Ca(cmd::ca::Command),
@@ -49,10 +61,16 @@ impl Command {
     pub fn run(self) -> anyhow::Result<()> {
         match self {
             Command::Keygen(args) => cmd::keygen::run(args),
+            Command::Sync(args) => cmd::sync::run(args),
             Command::Pack(args) => cmd::pack::run(args),
             Command::Verify(args) => cmd::verify::run(args),
             Command::Inspect(args) => cmd::inspect::run(args),
             Command::Unpack(args) => cmd::unpack::run(args),
+            Command::Install(args) => cmd::install::run(args),
+            Command::Up(args) => cmd::up::run(args),
+            Command::Status(args) => cmd::status::run(args),
+            Command::Doctor(args) => cmd::doctor::run(args),
+            Command::Rollback(args) => cmd::rollback::run(args),
             Command::Ca(command) => cmd::ca::run(command),
             Command::Mirror(command) => cmd::mirror::run(command),
         }

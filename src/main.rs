@@ -5,7 +5,9 @@
 mod cli;
 mod cmd;
 mod progress;
+mod postgres;
 mod runtime;
+mod sync;
 
 use std::process::ExitCode;
 
