@@ -5,5 +5,6 @@
 pub mod pgpkey;
 pub mod pki;
 pub mod registry;
+pub mod releases;
 pub mod server;
 pub mod tools;

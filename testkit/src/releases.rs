@@ -1,0 +1,1 @@
+//! Stand-in release sites (HashiCorp releases, Coder GitHub releases, Postgres archives).
