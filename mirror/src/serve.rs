@@ -103,6 +103,17 @@ pub async fn serve(
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_router(listener, router(dir)?, tls, shutdown).await
+}
+
+/// Serves `app` (usually [`router`] plus routes of the caller's own, such as the appliance's
+/// `/ca.pem`) over TLS on `listener`, with the same graceful shutdown as [`serve`].
+pub async fn serve_router(
+    listener: std::net::TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let addr = listener
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
@@ -110,7 +121,6 @@ pub async fn serve(
         addr: addr.clone(),
         source,
     };
-    let app = router(dir)?;
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {

@@ -25,21 +25,23 @@ pub struct Args {
     /// Where to write the bundle.
     #[arg(long, value_name = "BUNDLE.tar.gz")]
     out: PathBuf,
-    /// Bundle name recorded in the manifest.
-    #[arg(long, default_value = "coder-airgap")]
-    name: String,
-    /// Bundle version [default: the creation date, YYYY.MM.DD].
+    /// Bundle name recorded in the manifest [default: the lock's bundle.name, else coder-airgap].
+    #[arg(long)]
+    name: Option<String>,
+    /// Bundle version [default: the lock's bundle.version, else the creation date, YYYY.MM.DD].
     #[arg(long, value_name = "V")]
     version: Option<String>,
-    /// Sequence number; installs refuse a lower one [default: creation time in Unix seconds].
+    /// Sequence number; installs refuse a lower one [default: the lock's bundle.sequence, else
+    /// creation time in Unix seconds].
     #[arg(long, value_name = "N")]
     sequence: Option<u64>,
-    /// Days until the bundle expires and installs refuse it.
-    #[arg(long, value_name = "D", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
-    expires_in_days: u32,
-    /// Target platform recorded in the manifest.
-    #[arg(long, value_name = "OS_ARCH", default_value = "linux_amd64")]
-    platform: String,
+    /// Days until the bundle expires and installs refuse it [default: the lock's
+    /// bundle.expires_in_days, else 90].
+    #[arg(long, value_name = "D", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    expires_in_days: Option<u32>,
+    /// Target platform recorded in the manifest [default: the lock's bundle.platform, else linux_amd64].
+    #[arg(long, value_name = "OS_ARCH")]
+    platform: Option<String>,
     /// Creation time in Unix seconds [default: the newest file time in the stage].
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<i64>,
@@ -56,12 +58,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(time::OffsetDateTime::from_unix_timestamp)
         .transpose()
         .context("SOURCE_DATE_EPOCH is out of range")?;
+    let lock = lock_defaults(&args.stage)?;
     let opts = airgap_bundle::PackOptions {
-        name: args.name,
-        version: args.version,
-        sequence: args.sequence,
-        expires_in_days: args.expires_in_days,
-        platform: Some(args.platform),
+        name: args
+            .name
+            .or(lock.name)
+            .unwrap_or_else(|| "coder-airgap".into()),
+        version: args.version.or(lock.version),
+        sequence: args.sequence.or(lock.sequence),
+        expires_in_days: args.expires_in_days.or(lock.expires_in_days).unwrap_or(90),
+        platform: Some(
+            args.platform
+                .or(lock.platform)
+                .unwrap_or_else(|| "linux_amd64".into()),
+        ),
         created,
         threads: args.threads,
     };
@@ -86,4 +96,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("key ID     {}", key.id());
     Ok(())
+}
+
+/// The `bundle` section of the stage's lock file, every field optional (a lock written by
+/// hand or by an older sync may lack some); flags given on the command line win.
+#[derive(Debug, Default, serde::Deserialize)]
+struct LockDefaults {
+    name: Option<String>,
+    version: Option<String>,
+    sequence: Option<u64>,
+    expires_in_days: Option<u32>,
+    platform: Option<String>,
+}
+
+fn lock_defaults(stage: &std::path::Path) -> anyhow::Result<LockDefaults> {
+    #[derive(serde::Deserialize)]
+    struct Lock {
+        #[serde(default)]
+        bundle: Option<LockDefaults>,
+    }
+    let path = stage.join(airgap_bundle::LOCK_FILE);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(LockDefaults::default());
+    };
+    let lock: Lock = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a valid lock file: re-run sync", path.display()))?;
+    let defaults = lock.bundle.unwrap_or_default();
+    if defaults
+        .expires_in_days
+        .is_some_and(|d| !(1..=3650).contains(&d))
+    {
+        anyhow::bail!(
+            "{}: bundle.expires_in_days must be 1..=3650",
+            path.display()
+        );
+    }
+    Ok(defaults)
 }

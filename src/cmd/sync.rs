@@ -1,10 +1,115 @@
 //! `coder-airgap sync`: fetch and check every pinned component (coderd, Terraform, Postgres, providers) into a stage directory.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::sync;
+
 /// Fetch and check every pinned component (coderd, Terraform, Postgres, providers) into a stage directory.
+///
+/// Reads the spec (bundle/appliance.toml), downloads in parallel with resume, verifies every
+/// upstream signature and checksum, and writes STAGE/appliance.lock.json for `pack`.
+/// The stage changes only when everything verified.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The appliance spec (e.g. bundle/appliance.toml).
+    #[arg(long, value_name = "FILE")]
+    spec: PathBuf,
+    /// The stage directory to fill.
+    #[arg(long, value_name = "STAGE")]
+    out: PathBuf,
+    /// Re-fetch exactly what STAGE/appliance.lock.json names; fail on any drift.
+    #[arg(long)]
+    locked: bool,
+    /// Override a spec field: section.key=value (split at the first dot; repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    sets: Vec<String>,
+    /// Extra PEM CA certificates to trust (internal CA, TLS-inspecting proxy).
+    #[arg(long, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// Take coderd from a release tarball or the bare binary instead of the upstream.
+    #[arg(long, value_name = "FILE")]
+    coder_from: Option<PathBuf>,
+    /// Take Terraform from a release zip or the bare binary instead of the upstream.
+    #[arg(long, value_name = "FILE")]
+    terraform_from: Option<PathBuf>,
+    /// Take PostgreSQL from a local installation tree (e.g. /usr/lib/postgresql/15).
+    #[arg(long, value_name = "DIR")]
+    postgres_from: Option<PathBuf>,
+    /// Take a whole network-mirror tree as the bundle's providers (instead of the spec's list).
+    #[arg(long, value_name = "DIR")]
+    providers_from: Option<PathBuf>,
+    /// Where downloads are kept for incremental runs [default: STAGE.downloads beside STAGE].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Parallel transfers.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Extra attempts after a failed transfer (exponential backoff).
+    #[arg(long, default_value_t = 4)]
+    retries: u32,
+    /// Seconds of silence allowed while reading a response.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    read_timeout: u64,
+    /// No progress bars.
+    #[arg(long, short)]
+    quiet: bool,
+}
 
 /// Runs `coder-airgap sync`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`coder-airgap sync` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let opts = options(args);
+    let report = crate::runtime::block_on(sync::run(&opts))?
+        .with_context(|| format!("sync into {}", opts.out.display()))?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    print_summary(&opts, &report.lock);
+    Ok(())
+}
+
+fn options(args: Args) -> sync::Options {
+    let fetch = airgap_mirror::fetch::FetchOptions {
+        concurrency: args.concurrency.max(1),
+        retries: args.retries,
+        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
+        extra_ca_file: args.ca_file,
+        ..Default::default()
+    };
+    sync::Options {
+        spec: args.spec,
+        sets: args.sets,
+        out: args.out,
+        locked: args.locked,
+        cache_dir: args.cache_dir,
+        coder_from: args.coder_from,
+        terraform_from: args.terraform_from,
+        postgres_from: args.postgres_from,
+        providers_from: args.providers_from,
+        fetch,
+        quiet: args.quiet,
+    }
+}
+
+fn print_summary(opts: &sync::Options, lock: &sync::lock::Lock) {
+    let c = &lock.components;
+    println!("stage      {}", opts.out.display());
+    println!("coderd     {}", c.coderd.version);
+    println!("terraform  {}", c.terraform.version);
+    println!(
+        "postgres   {} (bindir {})",
+        c.postgres.version,
+        c.postgres.bindir.as_deref().unwrap_or("?")
+    );
+    println!(
+        "providers  {} ({} provider versions)",
+        c.providers.version,
+        c.providers.providers.len()
+    );
+    if let Some(docs) = &c.docs {
+        println!("docs       {}", docs.version);
+    }
+    println!("lock       {}", sync::lock::Lock::path(&opts.out).display());
 }

@@ -1,0 +1,314 @@
+//! Dropping root: the service user and the re-exec.
+//!
+//! PostgreSQL (and coderd's built-in pieces) refuse to run as root, so `install` and `up`
+//! do their root-only preparation (create the service user, hand the install root to it)
+//! and then replace themselves with the same command running as that user. Everything
+//! after that — Postgres included — runs unprivileged.
+//!
+//! The re-exec keeps the arguments and the environment, adds a marker variable so the
+//! child knows it has already been dropped (and never loops), and sets `HOME`, `USER` and
+//! `LOGNAME` for the new user. The standard library clears supplementary groups when it
+//! sets a uid while running as root.
+
+use std::convert::Infallible;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::unistd::{Uid, User};
+
+/// The environment variable that marks a process as already re-executed as the service
+/// user; [`reexec_as`] sets it and refuses to run when it is already set.
+pub const DROPPED_MARKER: &str = "CODER_AIRGAP_DROPPED";
+
+/// Errors from looking up, creating or switching to the service user.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    /// The user does not exist and we are not root, so we cannot create it.
+    #[error("service user {name} does not exist; run this command as root once (sudo) to create it, or: useradd --system --no-create-home --shell /usr/sbin/nologin --user-group {name}")]
+    MissingUser {
+        /// The user name looked up.
+        name: String,
+    },
+    /// `useradd` (or the user database) failed.
+    #[error("cannot create service user {name}: {reason}")]
+    CreateUser {
+        /// The user name.
+        name: String,
+        /// What went wrong, one line.
+        reason: String,
+    },
+    /// The user database could not be read.
+    #[error("cannot look up user {name}: {reason}")]
+    Lookup {
+        /// The user name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Changing ownership of a path failed.
+    #[error("cannot chown {path} to {user}: {source}")]
+    Chown {
+        /// The path that could not be changed.
+        path: PathBuf,
+        /// The user it was being given to.
+        user: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Walking a directory tree failed.
+    #[error("cannot read {path}: {source}")]
+    Walk {
+        /// The path that could not be read.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The marker says we were already re-executed, yet we are about to do it again.
+    #[error("refusing to re-execute again: {DROPPED_MARKER} is already set (still uid {uid}); check that the service user is not root")]
+    Loop {
+        /// The effective uid we are running with.
+        uid: u32,
+    },
+    /// `exec` itself failed (it only returns on failure).
+    #[error("cannot re-execute {exe} as {user}: {source} (the service user must be able to read and execute the binary and its directories)")]
+    Exec {
+        /// The program that was to be executed.
+        exe: PathBuf,
+        /// The target user.
+        user: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+/// The unprivileged account the appliance (Postgres, coderd) runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUser {
+    /// Login name, e.g. `coder-airgap`.
+    pub name: String,
+    /// Numeric user id.
+    pub uid: u32,
+    /// Numeric primary group id.
+    pub gid: u32,
+    /// Home directory from the user database (may not exist: system users have none).
+    pub home: PathBuf,
+}
+
+impl ServiceUser {
+    fn from_nix(user: User) -> Self {
+        ServiceUser {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            home: user.dir,
+        }
+    }
+}
+
+/// True when the effective uid is 0.
+pub fn is_root() -> bool {
+    Uid::effective().is_root()
+}
+
+/// Looks up `name`; when it does not exist and we are root, creates it as a system user
+/// with its own group, no home and no login shell (announced on stderr). When it does not
+/// exist and we are not root, the error says how to fix it. Not safe to call from
+/// several processes at once for the same new user (useradd itself can race).
+pub fn ensure_service_user(name: &str) -> Result<ServiceUser, PrivilegeError> {
+    if let Some(user) = lookup(name)? {
+        return Ok(user);
+    }
+    if !is_root() {
+        return Err(PrivilegeError::MissingUser { name: name.into() });
+    }
+    eprintln!("creating system user {name} (useradd --system)");
+    create_user(name)?;
+    lookup(name)?.ok_or_else(|| PrivilegeError::CreateUser {
+        name: name.into(),
+        reason: "useradd succeeded but the user is still missing".into(),
+    })
+}
+
+fn lookup(name: &str) -> Result<Option<ServiceUser>, PrivilegeError> {
+    User::from_name(name)
+        .map(|u| u.map(ServiceUser::from_nix))
+        .map_err(|e| PrivilegeError::Lookup {
+            name: name.into(),
+            reason: e.desc().into(),
+        })
+}
+
+fn create_user(name: &str) -> Result<(), PrivilegeError> {
+    let err = |reason: String| PrivilegeError::CreateUser {
+        name: name.into(),
+        reason,
+    };
+    // sudo and su keep /usr/sbin out of PATH on some systems.
+    let program = ["/usr/sbin/useradd", "/sbin/useradd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("useradd");
+    let out = Command::new(program)
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+        ])
+        .args(["--user-group", name])
+        .output()
+        .map_err(|e| err(format!("cannot run useradd: {e}")))?;
+    // Exit 9 = "already exists": another process raced us; the lookup settles it.
+    if out.status.success() || out.status.code() == Some(9) {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(err(stderr
+        .lines()
+        .next()
+        .unwrap_or("useradd failed")
+        .into()))
+}
+
+/// Gives `path` and everything under it to `user` (uid and primary gid). Symbolic links
+/// are changed themselves and never followed, so a link inside the tree cannot redirect
+/// the chown to a file outside it.
+pub fn chown_tree(path: &Path, user: &ServiceUser) -> Result<(), PrivilegeError> {
+    std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid)).map_err(|source| {
+        PrivilegeError::Chown {
+            path: path.into(),
+            user: user.name.clone(),
+            source,
+        }
+    })?;
+    let meta = std::fs::symlink_metadata(path).map_err(|source| PrivilegeError::Walk {
+        path: path.into(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    let walk_err = |source| PrivilegeError::Walk {
+        path: path.into(),
+        source,
+    };
+    for entry in std::fs::read_dir(path).map_err(walk_err)? {
+        chown_tree(&entry.map_err(walk_err)?.path(), user)?;
+    }
+    Ok(())
+}
+
+/// A command that runs `program args` as `user`: uid/gid switched, the current
+/// environment plus `marker=1`, and `HOME`/`USER`/`LOGNAME` for the user. [`reexec_as`]
+/// execs it; tests spawn it.
+pub fn command_as<I, S>(user: &ServiceUser, program: &Path, args: I, marker: &str) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env(marker, "1")
+        .env("HOME", &user.home)
+        .env("USER", &user.name)
+        .env("LOGNAME", &user.name)
+        .gid(user.gid)
+        .uid(user.uid);
+    cmd
+}
+
+/// Replaces this process with the same binary and arguments running as `user`, with
+/// `env_marker=1` added so the new process knows it has been dropped. Only returns on
+/// failure. Refuses when `env_marker` is already set (a loop: the user is root, or the
+/// drop did not take). The working directory is kept: relative paths in the arguments
+/// must be reachable by `user`.
+pub fn reexec_as(user: &ServiceUser, env_marker: &str) -> Result<Infallible, PrivilegeError> {
+    if std::env::var_os(env_marker).is_some() {
+        return Err(PrivilegeError::Loop {
+            uid: Uid::effective().as_raw(),
+        });
+    }
+    let exe = std::env::current_exe().map_err(|source| PrivilegeError::Exec {
+        exe: PathBuf::from("/proc/self/exe"),
+        user: user.name.clone(),
+        source,
+    })?;
+    let source = command_as(user, &exe, std::env::args_os().skip(1), env_marker).exec();
+    Err(PrivilegeError::Exec {
+        exe,
+        user: user.name.clone(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn chown_tree_changes_links_not_targets() -> Result<(), Box<dyn std::error::Error>> {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return Ok(());
+        }
+        let outside = tempfile::tempdir()?;
+        let target = outside.path().join("target");
+        std::fs::write(&target, "x")?;
+        let tree = tempfile::tempdir()?;
+        std::fs::create_dir(tree.path().join("sub"))?;
+        std::fs::write(tree.path().join("sub/file"), "y")?;
+        std::os::unix::fs::symlink(&target, tree.path().join("sub/link"))?;
+        let user = ServiceUser {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+            home: "/".into(),
+        };
+        chown_tree(tree.path(), &user)?;
+        for p in ["sub", "sub/file", "sub/link"] {
+            assert_eq!(
+                std::fs::symlink_metadata(tree.path().join(p))?.uid(),
+                65534,
+                "{p}"
+            );
+        }
+        assert_eq!(
+            std::fs::metadata(&target)?.uid(),
+            0,
+            "symlink target was followed"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn missing_user_error_names_the_fix() {
+        let msg = PrivilegeError::MissingUser { name: "svc".into() }.to_string();
+        assert!(msg.contains("useradd --system"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn existing_user_is_found() -> Result<(), PrivilegeError> {
+        let root = ensure_service_user("root")?;
+        assert_eq!((root.uid, root.gid), (0, 0));
+        Ok(())
+    }
+
+    #[test]
+    fn reexec_refuses_when_marker_is_set() {
+        // PATH is always set in the test environment: use it as an already-present marker.
+        let user = ServiceUser {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+            home: "/".into(),
+        };
+        match reexec_as(&user, "PATH") {
+            Err(PrivilegeError::Loop { .. }) => {}
+            other => panic!("expected Loop, got {other:?}"),
+        }
+    }
+}

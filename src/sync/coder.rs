@@ -1,0 +1,196 @@
+//! coderd from Coder's release layout (`BASE/vV/coder_V_linux_ARCH.tar.gz`, checked against
+//! `coder_V_checksums.txt` and, where published, its detached `.asc` signature with an
+//! operator-pinned key); optionally `coder_docs_V.tgz` for offline docs.
+
+use std::path::Path;
+
+use airgap_mirror::fetch::Url;
+use airgap_mirror::Platform;
+
+use super::error::SyncError;
+use super::fetch::{self, Ctx, Prepared};
+use super::lock::{Component, VersionRange};
+use super::spec::CoderSection;
+use super::stagefs::{self, Move};
+
+const NAME: &str = "coderd";
+const FIELD: &str = "coder";
+
+/// coderd (and docs, when asked for).
+pub(crate) struct CoderPrepared {
+    /// `bin/coder`.
+    pub coderd: Prepared,
+    /// `docs/`.
+    pub docs: Option<Prepared>,
+}
+
+/// Fetches, verifies and prepares `bin/coder` and, if `spec.docs`, `docs/`.
+pub(crate) async fn prepare(
+    ctx: &Ctx<'_>,
+    spec: &CoderSection,
+    platform: &Platform,
+    from: Option<&Path>,
+) -> Result<CoderPrepared, SyncError> {
+    let locked = ctx.locked.map(|l| &l.components.coderd);
+    let local_input = from.is_some();
+    let (sums, sums_url, warnings) = if local_input && !spec.docs {
+        (Vec::new(), None, Vec::new())
+    } else {
+        let (sums, url, warnings) = checksums(ctx, spec).await?;
+        (sums, Some(url), warnings)
+    };
+    let mut coderd = match from {
+        Some(path) => local(ctx, spec, path, locked)?,
+        None => remote(ctx, spec, platform, &sums, sums_url.as_ref()).await?,
+    };
+    coderd.warnings.extend(warnings);
+    coderd.component.terraform_range = super::spec::terraform_range(&coderd.component.version)
+        .map(|(min, max)| VersionRange { min, max });
+    let docs = match (spec.docs, sums_url) {
+        (true, Some(url)) => Some(docs(ctx, spec, &sums, &url).await?),
+        _ => None,
+    };
+    Ok(CoderPrepared { coderd, docs })
+}
+
+/// The checksum file, verified with the pinned key when one is configured.
+async fn checksums(
+    ctx: &Ctx<'_>,
+    spec: &CoderSection,
+) -> Result<(Vec<u8>, Url, Vec<String>), SyncError> {
+    let v = &spec.version;
+    let name = format!("coder_{v}_checksums.txt");
+    let url = fetch::join(&spec.base_url, &format!("v{v}/{name}"))?;
+    let (sums, _) = ctx.fetcher.get_bytes(&url).await?;
+    let asc_url = fetch::join(&spec.base_url, &format!("v{v}/{name}.asc"))?;
+    let asc = fetch::get_optional(ctx.fetcher, &asc_url).await?;
+    let mut warnings = Vec::new();
+    match (asc, &spec.key_fingerprint) {
+        (Some(asc), Some(pinned)) => {
+            let key = super::spec::load_key(
+                ctx.fetcher,
+                spec.key_file.as_deref(),
+                spec.key_url.as_deref(),
+                NAME,
+            )
+            .await?;
+            fetch::verify_signed(NAME, (&key.0, &key.1), pinned, FIELD, (&asc, asc_url.as_str()), &sums)?;
+        }
+        (None, Some(_)) => {
+            return Err(SyncError::Missing {
+                what: NAME,
+                message: format!("coder.key_fingerprint is pinned but {asc_url} is not published: refusing an unsigned checksum file (unset the fingerprint only if this release is known to be unsigned)"),
+            })
+        }
+        (Some(_), None) => warnings.push(format!(
+            "coderd: {asc_url} is published but not checked: pin coder.key_fingerprint (and key_url or key_file) to verify it"
+        )),
+        (None, None) => warnings.push(format!(
+            "coderd: {name} is not signed; only its sha256 lines were checked"
+        )),
+    }
+    Ok((sums, url, warnings))
+}
+
+async fn remote(
+    ctx: &Ctx<'_>,
+    spec: &CoderSection,
+    platform: &Platform,
+    sums: &[u8],
+    sums_url: Option<&Url>,
+) -> Result<Prepared, SyncError> {
+    let locked = ctx.locked.map(|l| &l.components.coderd);
+    let v = &spec.version;
+    fetch::check_version(locked, NAME, v)?;
+    let file = format!("coder_{v}_{platform}.tar.gz");
+    let sha = lookup(sums, &file, sums_url)?;
+    fetch::check_artifact(locked, NAME, &file, &sha)?;
+    let url = fetch::join(&spec.base_url, &format!("v{v}/{file}"))?;
+    let (archive, artifact) = fetch::download(ctx, &url, &file, &sha).await?;
+    let staged = ctx.tmp.join("coder");
+    let out = staged.clone();
+    fetch::blocking(move || {
+        stagefs::write_executable(&out, &stagefs::tar_member(&archive, "coder")?)
+    })
+    .await?;
+    Ok(binary(v.clone(), staged, artifact, Vec::new()))
+}
+
+/// `--coder-from`: a release tarball or the bare binary.
+fn local(
+    ctx: &Ctx<'_>,
+    spec: &CoderSection,
+    path: &Path,
+    locked: Option<&Component>,
+) -> Result<Prepared, SyncError> {
+    let artifact = fetch::local_artifact(path)?;
+    fetch::check_artifact(locked, NAME, &artifact.file, &artifact.sha256)?;
+    let staged = ctx.tmp.join("coder");
+    let bytes = if stagefs::has_magic(path, &[0x1f, 0x8b])? {
+        stagefs::tar_member(path, "coder")?
+    } else {
+        std::fs::read(path).map_err(super::error::io_at(path))?
+    };
+    stagefs::write_executable(&staged, &bytes)?;
+    let (version, warnings) = match super::local::coder_version(&staged) {
+        Ok(v) => (v, Vec::new()),
+        Err(e) => (
+            spec.version.clone(),
+            vec![format!(
+                "--coder-from: cannot ask the binary its version ({e}); recording the spec's {}",
+                spec.version
+            )],
+        ),
+    };
+    fetch::check_version(locked, NAME, &version)?;
+    Ok(binary(version, staged, artifact, warnings))
+}
+
+async fn docs(
+    ctx: &Ctx<'_>,
+    spec: &CoderSection,
+    sums: &[u8],
+    sums_url: &Url,
+) -> Result<Prepared, SyncError> {
+    let locked = ctx.locked.and_then(|l| l.components.docs.as_ref());
+    let v = &spec.version;
+    let file = format!("coder_docs_{v}.tgz");
+    let sha = lookup(sums, &file, Some(sums_url))?;
+    fetch::check_artifact(locked, "docs", &file, &sha)?;
+    let url = fetch::join(&spec.base_url, &format!("v{v}/{file}"))?;
+    let (archive, artifact) = fetch::download(ctx, &url, &file, &sha).await?;
+    let staged = ctx.tmp.join("docs");
+    let out = staged.clone();
+    fetch::blocking(move || stagefs::unpack_tar_gz(&archive, &out, true)).await?;
+    Ok(Prepared {
+        component: Component::new(v.clone(), "docs", vec![artifact]),
+        moves: vec![Move {
+            from: staged,
+            to: "docs".into(),
+        }],
+        warnings: Vec::new(),
+    })
+}
+
+fn lookup(sums: &[u8], file: &str, sums_url: Option<&Url>) -> Result<String, SyncError> {
+    airgap_mirror::sync::shasums_line(sums, file).ok_or_else(|| SyncError::NoChecksum {
+        file: file.to_string(),
+        sums_url: sums_url.map(Url::to_string).unwrap_or_default(),
+    })
+}
+
+fn binary(
+    version: String,
+    staged: std::path::PathBuf,
+    artifact: super::lock::Artifact,
+    warnings: Vec<String>,
+) -> Prepared {
+    Prepared {
+        component: Component::new(version, "bin/coder", vec![artifact]),
+        moves: vec![Move {
+            from: staged,
+            to: "bin/coder".into(),
+        }],
+        warnings,
+    }
+}
