@@ -1,0 +1,235 @@
+//! The environment `coder server` runs with: the air-gap posture. It is written once by
+//! `install` to `ROOT/etc/coderd.env` (systemd `EnvironmentFile` syntax, 0600) and read back
+//! by `up`, so the file an operator inspects is exactly what coderd gets. Terraform, which
+//! coderd starts, inherits everything but the `CODER_*` variables.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::layout::Layout;
+
+/// What varies between sites; everything else in the posture is fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoderdSettings {
+    /// `CODER_ACCESS_URL`: always set, since an empty one makes coderd open a public tunnel.
+    pub access_url: String,
+    /// `CODER_WILDCARD_ACCESS_URL` (`*.apps.example.internal`), if subdomain apps are used.
+    pub wildcard_url: Option<String>,
+    /// `CODER_TLS_ADDRESS`, e.g. `0.0.0.0:443`.
+    pub tls_address: String,
+    /// `CODER_PG_CONNECTION_URL`: never empty, since coderd's built-in Postgres downloads.
+    pub pg_url: String,
+    /// `CODER_DOCS_URL`, when the bundle carries Coder's offline docs.
+    pub docs_url: Option<String>,
+}
+
+/// Errors reading or writing the env file.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The env file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A line is not `KEY="value"`.
+    #[error("{path}:{line}: not KEY=\"value\" (re-run install to regenerate this file)")]
+    Syntax {
+        /// The env file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A value holds a newline, which the file format cannot carry.
+    #[error("{key}: a value may not contain a newline")]
+    Newline {
+        /// The variable.
+        key: String,
+    },
+}
+
+/// The full environment of `coder server`, in a stable order.
+pub fn coderd_env(settings: &CoderdSettings, layout: &Layout) -> Vec<(String, String)> {
+    let path = |p: PathBuf| p.display().to_string();
+    let mut vars = vec![
+        ("CODER_ACCESS_URL", settings.access_url.clone()),
+        ("CODER_TLS_ENABLE", "true".into()),
+        ("CODER_TLS_ADDRESS", settings.tls_address.clone()),
+        (
+            "CODER_TLS_CERT_FILE",
+            path(layout.coderd_tls_prefix().with_extension("crt")),
+        ),
+        (
+            "CODER_TLS_KEY_FILE",
+            path(layout.coderd_tls_prefix().with_extension("key")),
+        ),
+        // Empty: no plain-HTTP listener at all.
+        ("CODER_HTTP_ADDRESS", String::new()),
+        ("CODER_PG_CONNECTION_URL", settings.pg_url.clone()),
+        ("CODER_TELEMETRY_ENABLE", "false".into()),
+        ("CODER_UPDATE_CHECK", "false".into()),
+        ("CODER_DERP_SERVER_ENABLE", "true".into()),
+        ("CODER_BLOCK_DIRECT", "true".into()),
+        ("CODER_DERP_SERVER_STUN_ADDRESSES", "disable".into()),
+        ("CODER_CACHE_DIRECTORY", path(layout.coderd_cache())),
+    ];
+    if let Some(wildcard) = &settings.wildcard_url {
+        vars.push(("CODER_WILDCARD_ACCESS_URL", wildcard.clone()));
+    }
+    if let Some(docs) = &settings.docs_url {
+        vars.push(("CODER_DOCS_URL", docs.clone()));
+    }
+    vars.extend([
+        // The bundled terraform first: coderd downloads one if it finds none in range.
+        (
+            "PATH",
+            format!(
+                "{}:/usr/local/bin:/usr/bin:/bin",
+                layout.current_bin().display()
+            ),
+        ),
+        ("TF_CLI_CONFIG_FILE", path(layout.terraformrc())),
+        ("CHECKPOINT_DISABLE", "1".into()),
+        // coderd's health check calls its own access URL, so it must trust the CA too.
+        ("SSL_CERT_FILE", path(layout.ca_bundle())),
+        ("HOME", path(layout.home())),
+    ]);
+    vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// Writes `vars` to `path` as `KEY="value"` lines, mode 0600, replacing it atomically.
+pub fn write_env_file(path: &Path, vars: &[(String, String)]) -> Result<(), EnvError> {
+    let mut text =
+        String::from("# Written by coder-airgap install: the environment of `coder server`.\n");
+    for (key, value) in vars {
+        if value.contains('\n') {
+            return Err(EnvError::Newline { key: key.clone() });
+        }
+        let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
+        text.push_str(&format!("{key}=\"{quoted}\"\n"));
+    }
+    let io = |source| EnvError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("env.partial");
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Reads a file written by [`write_env_file`].
+pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EnvError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut vars = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let syntax = || EnvError::Syntax {
+            path: path.to_path_buf(),
+            line: n + 1,
+        };
+        let (key, rest) = line.split_once('=').ok_or_else(syntax)?;
+        let inner = rest
+            .strip_prefix('"')
+            .and_then(|r| r.strip_suffix('"'))
+            .ok_or_else(syntax)?;
+        vars.push((key.to_string(), unescape(inner).ok_or_else(syntax)?));
+    }
+    Ok(vars)
+}
+
+fn unescape(inner: &str) -> Option<String> {
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '"' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CoderdSettings {
+        CoderdSettings {
+            access_url: "https://coder.example.internal".into(),
+            wildcard_url: Some("*.apps.example.internal".into()),
+            tls_address: "0.0.0.0:443".into(),
+            pg_url: r#"postgres://coder:p"w\d@127.0.0.1:5433/coder"#.into(),
+            docs_url: None,
+        }
+    }
+
+    #[test]
+    fn posture_is_complete() {
+        let vars = coderd_env(&settings(), &Layout::new("/srv/c"));
+        let get = |k: &str| {
+            vars.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("CODER_TELEMETRY_ENABLE"), Some("false"));
+        assert_eq!(get("CODER_UPDATE_CHECK"), Some("false"));
+        assert_eq!(get("CODER_DERP_SERVER_ENABLE"), Some("true"));
+        assert_eq!(get("CODER_BLOCK_DIRECT"), Some("true"));
+        assert_eq!(get("CODER_DERP_SERVER_STUN_ADDRESSES"), Some("disable"));
+        assert_eq!(get("CODER_HTTP_ADDRESS"), Some(""));
+        assert_eq!(get("CHECKPOINT_DISABLE"), Some("1"));
+        assert_eq!(get("TF_CLI_CONFIG_FILE"), Some("/srv/c/etc/terraformrc"));
+        assert!(get("PATH").is_some_and(|p| p.starts_with("/srv/c/current/bin:")));
+        assert_eq!(get("CODER_DOCS_URL"), None);
+        assert!(!vars
+            .iter()
+            .any(|(k, _)| k.to_ascii_lowercase().contains("proxy")));
+    }
+
+    #[test]
+    fn env_file_round_trips_quotes_and_backslashes_with_0600() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coderd.env");
+        let vars = coderd_env(&settings(), &Layout::new("/srv/c"));
+        write_env_file(&path, &vars).expect("write");
+        assert_eq!(read_env_file(&path).expect("read"), vars);
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn newline_in_a_value_is_refused_and_bad_lines_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("coderd.env");
+        let bad = vec![("A".to_string(), "x\ny".to_string())];
+        assert!(matches!(
+            write_env_file(&path, &bad),
+            Err(EnvError::Newline { .. })
+        ));
+        std::fs::write(&path, "A=\"ok\"\nB=unquoted\n").expect("write");
+        let err = read_env_file(&path).expect_err("syntax");
+        assert!(err
+            .to_string()
+            .ends_with(":2: not KEY=\"value\" (re-run install to regenerate this file)"));
+    }
+}
