@@ -48,6 +48,9 @@ pub enum Command {
     Doctor(cmd::doctor::Args),
     /// Return to the previously installed release.
     Rollback(cmd::rollback::Args),
+    /// Internal: install's database step, run as the service user.
+    #[command(hide = true)]
+    InstallDb(cmd::install::DbArgs),
     /// The internal certificate authority: init, issue, list, renew, revoke, crl, export-trust.
     #[command(subcommand)]
     Ca(cmd::ca::Command),
@@ -71,6 +74,7 @@ impl Command {
             Command::Status(args) => cmd::status::run(args),
             Command::Doctor(args) => cmd::doctor::run(args),
             Command::Rollback(args) => cmd::rollback::run(args),
+            Command::InstallDb(args) => cmd::install::run_db(args),
             Command::Ca(command) => cmd::ca::run(command),
             Command::Mirror(command) => cmd::mirror::run(command),
         }

@@ -127,6 +127,28 @@ impl Layout {
         self.root.join("run")
     }
 
+    /// The supervisor's state (`run/state.json`), written by `up`, read by `status`.
+    pub fn state_file(&self) -> PathBuf {
+        self.run().join("state.json")
+    }
+
+    /// The lock `up` holds (flock) while it runs; it holds `up`'s pid. `install` sends that
+    /// pid SIGHUP after switching releases.
+    pub fn up_lock(&self) -> PathBuf {
+        self.run().join("up.lock")
+    }
+
+    /// The embedded Postgres socket directory.
+    pub fn pg_socket_dir(&self) -> PathBuf {
+        self.run().join("pg")
+    }
+
+    /// A marker `up` writes before it first starts coderd of release `name`: from then on
+    /// the database may carry that release's migrations, so `rollback` restores the backup.
+    pub fn started_marker(&self, name: &str) -> PathBuf {
+        self.root.join("data").join("started").join(name)
+    }
+
     /// Bundled binaries of the current release (first on coderd's PATH).
     pub fn current_bin(&self) -> PathBuf {
         self.current().join("bin")

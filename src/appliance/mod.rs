@@ -4,4 +4,5 @@
 pub mod config;
 pub mod env;
 pub mod layout;
+pub mod release;
 pub mod systemd;

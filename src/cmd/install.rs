@@ -1,10 +1,174 @@
-//! `coder-airgap install`: verify a bundle and install it atomically under ROOT, with certificates and configuration.
+//! `coder-airgap install`: verify a bundle and install it atomically under ROOT, with
+//! certificates and configuration; and the hidden `install-db` step it runs as the
+//! service user.
 
-/// Verify a bundle and install it atomically under ROOT, with certificates and configuration.
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::appliance::config::{AccessUrl, Config, PostgresMode};
+use crate::appliance::layout::Layout;
+use crate::install::{self, database};
+
+/// Verify a bundle and install it under ROOT: the release, the internal CA and
+/// certificates, coderd's environment, the Terraform CLI configuration, the database and a
+/// hardened systemd unit.
+///
+/// The bundle is unpacked into ROOT/releases/VERSION-SEQUENCE, then ROOT/current is switched
+/// to it in one rename: a failed or killed install leaves the old release running. A bundle
+/// with a lower sequence than the installed one is refused (a replayed old bundle), as is
+/// an expired one, unless asked for explicitly. Upgrading over an installed release takes a
+/// pg_dump backup first (`coder-airgap rollback` restores it) and tells a running `up` to
+/// reload.
+///
+/// Run as root: install creates the service user, gives ROOT to it, and runs the database
+/// step as that user (PostgreSQL refuses root).
+///
+/// Example:
+///   coder-airgap install coder-appliance.tar.gz --pubkey bundle.pub --root /srv/coder \
+///     --access-url https://coder.example.internal --wildcard-url '*.apps.example.internal'
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    #[command(flatten)]
+    verify: super::verify::Args,
+    /// The appliance root (created if missing).
+    #[arg(long, value_name = "ROOT")]
+    root: PathBuf,
+    /// The https:// URL users and workspace agents reach coderd at.
+    #[arg(long, value_name = "URL")]
+    access_url: String,
+    /// The wildcard domain for workspace apps (`*.apps.example.internal`).
+    #[arg(long, value_name = "DOMAIN")]
+    wildcard_url: Option<String>,
+    /// An external PostgreSQL for coderd (postgres://user:pass@host/db); default: the
+    /// embedded server from the bundle. Also read from CODER_AIRGAP_POSTGRES_URL, which
+    /// keeps the password out of the process list.
+    #[arg(long, value_name = "URL", env = "CODER_AIRGAP_POSTGRES_URL", hide_env_values = true)]
+    postgres_url: Option<String>,
+    /// The embedded PostgreSQL's port on 127.0.0.1.
+    #[arg(long, value_name = "PORT", default_value_t = 5433)]
+    postgres_port: u16,
+    /// Use an existing CA (made by `coder-airgap ca init` or `ca import`) instead of
+    /// creating one in ROOT/ca.
+    #[arg(long, value_name = "DIR")]
+    ca_dir: Option<PathBuf>,
+    /// The user PostgreSQL and coderd run as (created when install runs as root).
+    #[arg(long, value_name = "NAME", default_value = "coder")]
+    service_user: String,
+    /// coderd's TLS listener [default: 0.0.0.0:<the access URL's port>].
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<String>,
+    /// The provider mirror's TLS listener.
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:8444")]
+    mirror_listen: String,
+    /// Lifetime of the TLS certificates issued for coderd and the mirror, in days (`up`
+    /// renews them 30 days before they expire).
+    #[arg(long, value_name = "DAYS", default_value_t = airgap_certs::DEFAULT_LEAF_DAYS)]
+    cert_days: u32,
+    /// Install a bundle whose sequence is lower than the installed one (on purpose only).
+    #[arg(long)]
+    allow_downgrade: bool,
+}
 
 /// Runs `coder-airgap install`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`coder-airgap install` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let root = std::path::absolute(&args.root).context("--root")?;
+    let config = config(&args, &root)?;
+    let request = install::Request {
+        bundle: args.verify.bundle.clone(),
+        pubkey: args.verify.pubkey.clone(),
+        verify: args.verify.options(),
+        root: root.clone(),
+        create_ca: args.ca_dir.is_none(),
+        config,
+        postgres_url: args.postgres_url,
+        allow_downgrade: args.allow_downgrade,
+        cert_days: args.cert_days,
+    };
+    let outcome = install::install(&request)?;
+    let r = &outcome.release;
+    println!("installed {} {} sequence {} as {}", r.manifest.name, r.manifest.version, r.manifest.sequence, r.dir.display());
+    if let Some(old) = &outcome.replaced {
+        println!("previous release: {old} (coder-airgap rollback --root {} returns to it)", root.display());
+    }
+    match outcome.reloaded_up {
+        Some(pid) => println!("told the running appliance (pid {pid}) to switch to it"),
+        None => println!(
+            "start it: coder-airgap up --root {root}\n  or under systemd: cp {unit} /etc/systemd/system/ && systemctl enable --now coder-airgap",
+            root = root.display(),
+            unit = Layout::new(&root).systemd_unit().display()
+        ),
+    }
+    Ok(())
+}
+
+fn config(args: &Args, root: &std::path::Path) -> anyhow::Result<Config> {
+    let access = AccessUrl::parse(&args.access_url)?;
+    let listen = args.listen.clone().unwrap_or_else(|| format!("0.0.0.0:{}", access.port));
+    for (flag, addr) in [("--listen", &listen), ("--mirror-listen", &args.mirror_listen)] {
+        addr.parse::<std::net::SocketAddr>()
+            .with_context(|| format!("{flag} {addr:?}: give IP:PORT, like 0.0.0.0:8444"))?;
+    }
+    let ca_dir = match &args.ca_dir {
+        Some(dir) => std::path::absolute(dir).context("--ca-dir")?,
+        None => Layout::new(root).default_ca_dir(),
+    };
+    let wildcard = args.wildcard_url.as_deref().map(|w| {
+        w.trim_start_matches("https://").trim_end_matches('/').to_string()
+    });
+    Ok(Config {
+        access_url: args.access_url.trim_end_matches('/').to_string(),
+        wildcard_url: wildcard,
+        listen,
+        mirror_listen: args.mirror_listen.clone(),
+        service_user: args.service_user.clone(),
+        ca_dir,
+        postgres: postgres_mode(args, root)?,
+    })
+}
+
+/// Embedded unless `--postgres-url` is given, or the root was installed with an external
+/// server (re-running install keeps it: the URL stays in the secrets directory). Moving an
+/// installed embedded appliance to an external server is refused: no data would move.
+fn postgres_mode(args: &Args, root: &std::path::Path) -> anyhow::Result<PostgresMode> {
+    let layout = Layout::new(root);
+    let installed = match layout.config_file().exists() {
+        true => Some(Config::read(&layout.config_file())?.postgres),
+        false => None,
+    };
+    match (installed, &args.postgres_url) {
+        (Some(PostgresMode::Embedded { .. }), Some(_)) if layout.postgres_data().exists() => {
+            anyhow::bail!(
+                "{} runs the embedded PostgreSQL ({}); --postgres-url would start coderd on \
+                 another, empty database. Move the data first (pg_dump the coder database into \
+                 the external server), then install into a new --root with --postgres-url",
+                root.display(),
+                layout.postgres_data().display()
+            )
+        }
+        (Some(PostgresMode::External), None) | (_, Some(_)) => Ok(PostgresMode::External),
+        (_, None) => Ok(PostgresMode::Embedded { port: args.postgres_port }),
+    }
+}
+
+/// Internal: the database step of install, run as the service user by a root install.
+#[derive(Debug, clap::Args)]
+pub struct DbArgs {
+    /// The appliance root.
+    #[arg(long)]
+    root: PathBuf,
+    /// The release being installed.
+    #[arg(long)]
+    release: String,
+    /// The operator, for the ledger.
+    #[arg(long)]
+    installed_by: String,
+}
+
+/// Runs `coder-airgap install-db`.
+pub fn run_db(args: DbArgs) -> anyhow::Result<()> {
+    let layout = Layout::new(args.root);
+    let installer = database::Installer { name: args.installed_by };
+    crate::runtime::block_on(database::install_step(&layout, &args.release, &installer))?
 }

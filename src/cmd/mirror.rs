@@ -64,7 +64,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8444")]
     pub listen: String,
     /// PEM certificate chain for the server.
     #[arg(long, value_name = "CRT")]
@@ -107,7 +107,7 @@ pub struct VerifyArgs {
 /// Arguments of `mirror terraformrc`.
 #[derive(Debug, Args)]
 pub struct TerraformrcArgs {
-    /// The mirror's base URL, e.g. https://coder.example.internal:8443
+    /// The mirror's base URL, e.g. https://coder.example.internal:8444
     #[arg(long)]
     pub url: String,
 }

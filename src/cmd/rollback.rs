@@ -1,10 +1,41 @@
-//! `coder-airgap rollback`: return to the previous installed release (restoring its database backup if needed).
+//! `coder-airgap rollback`: return to the previous release, restoring the pre-upgrade
+//! database backup when the newer release had run.
 
-/// Return to the previous installed release (restoring its database backup if needed).
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::appliance::config::Config;
+use crate::appliance::layout::Layout;
+use crate::privilege;
+
+/// Return to the release that was current before the last install.
+///
+/// If the release being left was ever started (its coderd may have migrated the
+/// database), the pg_dump backup install took before the upgrade is restored first. The
+/// appliance must be stopped; start it again with `coder-airgap up` afterwards. Run as
+/// root or as the service user.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The appliance root.
+    #[arg(long, value_name = "ROOT")]
+    root: PathBuf,
+}
 
 /// Runs `coder-airgap rollback`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`coder-airgap rollback` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let root = std::path::absolute(&args.root).context("--root")?;
+    let layout = Layout::new(&root);
+    if privilege::is_root() {
+        let config = Config::read(&layout.config_file())?;
+        let user = privilege::ensure_service_user(&config.service_user)?;
+        privilege::reexec_as(&user, privilege::DROPPED_MARKER)?;
+    }
+    let outcome = crate::runtime::block_on(crate::install::rollback::rollback(&layout))??;
+    match &outcome.restored {
+        Some(r) => println!("restored the database from {} (taken before leaving {})", r.backup.display(), r.from),
+        None => println!("the database was not touched by {}; nothing restored", outcome.from),
+    }
+    println!("current release: {} (was {})", outcome.to, outcome.from);
+    Ok(())
 }

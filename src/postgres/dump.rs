@@ -122,7 +122,8 @@ fn move_into_place(tmp: PathBuf, out: PathBuf) -> impl FnOnce() -> Result<DumpIn
     }
 }
 
-fn hash_file(path: &Path) -> Result<DumpInfo> {
+/// The size and SHA-256 of a dump file (read in a blocking context).
+pub fn hash_file(path: &Path) -> Result<DumpInfo> {
     let mut file = std::fs::File::open(path).map_err(|e| PgError::io("cannot open", path, e))?;
     let mut hasher = Sha256::new();
     let bytes =

@@ -189,10 +189,28 @@ impl Embedded {
     }
 
     fn url(&self, user: &str, password: &str, database: &str) -> String {
-        format!(
-            "postgres://{user}:{password}@127.0.0.1:{}/{database}?sslmode=disable",
-            self.settings.port
-        )
+        local_url(self.settings.port, user, password, database)
+    }
+
+    /// The admin and coderd URLs of a server already running from `settings.data_dir`
+    /// (started by `up`), read from the password files; `None` when no postmaster serves
+    /// that directory. Lets `install` and `rollback` work beside a running appliance.
+    pub fn running_urls(settings: &EmbeddedSettings) -> Result<Option<(String, String)>> {
+        if live_postmaster(&settings.data_dir).is_none() {
+            return Ok(None);
+        }
+        let read = |name: &str| {
+            let path = settings.secrets_dir.join(name);
+            secret::load(&path)?.ok_or_else(|| PgError::io(
+                "missing password file",
+                &path,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ))
+        };
+        let port = settings.port;
+        let admin = local_url(port, SUPERUSER, &read(SUPERUSER_SECRET)?, SUPERUSER);
+        let coder = local_url(port, CODER, &read(CODER_SECRET)?, CODER);
+        Ok(Some((admin, coder)))
     }
 
     /// True when this start ran initdb (a new cluster).
@@ -368,6 +386,11 @@ fn write_hba(data_dir: &Path) -> Result<()> {
 
 /// The pid in `data_dir/postmaster.pid` when that process is alive and is a postgres
 /// serving `data_dir` (its working directory), so a recycled pid is not mistaken for it.
+/// A URL for `user` on the loopback listener (no TLS: loopback only).
+fn local_url(port: u16, user: &str, password: &str, database: &str) -> String {
+    format!("postgres://{user}:{password}@127.0.0.1:{port}/{database}?sslmode=disable")
+}
+
 fn live_postmaster(data_dir: &Path) -> Option<u32> {
     let pid = recorded_pid(&data_dir.join("postmaster.pid"))?;
     let proc_dir = live_postgres(pid)?;

@@ -24,7 +24,7 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
-pub use dump::{dump, restore, DumpInfo};
+pub use dump::{dump, hash_file, restore, DumpInfo};
 pub use embedded::{Embedded, EmbeddedSettings};
 pub use error::PgError;
 pub use external::{check_external, connect, ServerFacts};

@@ -41,3 +41,4 @@ pub fn write(dir: &Path, rel: &str, contents: &[u8]) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, contents).expect("write");
 }
+pub mod appliance;

@@ -1,0 +1,102 @@
+//! `rollback`: back to the previous release. When the release being left had been
+//! started (coderd may have migrated the database), the backup install took before the
+//! upgrade is restored first, into a database emptied of everything the role owns.
+
+use anyhow::{bail, Context};
+
+use super::database::{Database, UpgradeRecord};
+use super::switch;
+use crate::appliance::config::Config;
+use crate::appliance::layout::Layout;
+use crate::appliance::release::Release;
+use crate::postgres::{self, ledger};
+
+/// What rollback did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The release left.
+    pub from: String,
+    /// The release now current.
+    pub to: String,
+    /// The backup restored, if the database had been touched.
+    pub restored: Option<UpgradeRecord>,
+}
+
+/// Returns to the previous release. Refuses while `up` runs: coderd must not be using the
+/// database while it is restored.
+pub async fn rollback(layout: &Layout) -> anyhow::Result<Outcome> {
+    if let Some(pid) = crate::supervise::running_up(layout) {
+        bail!(
+            "the appliance is running (up, pid {pid}): stop it first \
+             (systemctl stop coder-airgap, or Ctrl-C), then roll back"
+        );
+    }
+    let _lock = super::lock_install(layout)?;
+    let current = Release::current(layout)?;
+    let Some(previous) = Release::previous(layout)? else {
+        bail!(
+            "{}: there is no previous release to return to (only one release was installed, \
+             or a rollback already happened)",
+            layout.previous().display()
+        );
+    };
+    let touched = layout.started_marker(&current.name).exists();
+    let record = UpgradeRecord::read(&current.dir)?;
+    let restored = match (touched, record) {
+        (true, Some(record)) => {
+            restore(layout, &previous, &record).await?;
+            Some(record)
+        }
+        (true, None) => bail!(
+            "{} was started but has no pre-upgrade backup record ({}): refusing to roll back \
+             a database that may hold its migrations",
+            current.name,
+            current.dir.join(super::database::UPGRADE_FILE).display()
+        ),
+        (false, _) => None,
+    };
+    switch::roll_back(layout)?;
+    Ok(Outcome { from: current.name, to: previous.name, restored })
+}
+
+async fn restore(layout: &Layout, previous: &Release, record: &UpgradeRecord) -> anyhow::Result<()> {
+    let config = Config::read(&layout.config_file())?;
+    let db = Database::open(layout, &config, previous).await?;
+    let result = reset_and_restore(&db, record).await;
+    let closed = db.close().await;
+    result.and(closed)
+}
+
+async fn reset_and_restore(db: &Database, record: &UpgradeRecord) -> anyhow::Result<()> {
+    eprintln!("restoring {}", record.backup.display());
+    let path = record.backup.clone();
+    let info = tokio::task::spawn_blocking(move || postgres::hash_file(&path)).await??;
+    if info.sha256 != record.sha256 {
+        bail!(
+            "{}: sha256 {} differs from {} recorded when the backup was taken;              the file changed, so it is not restored",
+            record.backup.display(),
+            info.sha256,
+            record.sha256
+        );
+    }
+    let pool = postgres::connect(&db.coder_url).await?;
+    sqlx::raw_sql("DROP OWNED BY CURRENT_USER CASCADE")
+        .execute(&pool)
+        .await
+        .context("emptying the database before the restore")?;
+    pool.close().await;
+    postgres::restore(&db.tree, &db.coder_url, &record.backup).await?;
+    let pool = postgres::connect(&db.coder_url).await?;
+    ledger::record_upgrade(
+        &pool,
+        &ledger::NewUpgrade {
+            from_version: "rollback".into(),
+            to_version: record.from.clone(),
+            backup_id: None,
+            outcome: ledger::Outcome::RolledBack,
+        },
+    )
+    .await?;
+    pool.close().await;
+    Ok(())
+}
