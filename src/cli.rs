@@ -23,30 +23,21 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Every subcommand of `coder-airgap`.
+/// Every subcommand of `coder-airgap`. Variants taking `Args` carry no doc comment of
+/// their own: clap would let it replace the long `--help` text written on the `Args`.
 #[derive(Debug, Subcommand)]
+#[allow(missing_docs)]
 pub enum Command {
-    /// Create a minisign key pair for signing bundles (keep bundle.key offline).
     Keygen(cmd::keygen::Args),
-    /// Fetch and check every pinned component into a stage directory (connected side).
     Sync(cmd::sync::Args),
-    /// Turn a stage directory into one signed bundle (.tar.gz plus .minisig).
     Pack(cmd::pack::Args),
-    /// Prove a bundle is intact and signed by a trusted key, without writing anything.
     Verify(cmd::verify::Args),
-    /// Show what a bundle holds: versions, sequence, expiry, components, files.
     Inspect(cmd::inspect::Args),
-    /// Verify a bundle and extract its stage tree into a new directory.
     Unpack(cmd::unpack::Args),
-    /// Verify a bundle and install it atomically under ROOT (disconnected side).
     Install(cmd::install::Args),
-    /// Run the installed appliance in the foreground: Postgres, provider mirror, coderd.
     Up(cmd::up::Args),
-    /// Show each component's state, version, pid, health and certificate expiry.
     Status(cmd::status::Args),
-    /// Check the running appliance's posture and health, with a fix for each problem.
     Doctor(cmd::doctor::Args),
-    /// Return to the previously installed release.
     Rollback(cmd::rollback::Args),
     /// Internal: install's database step, run as the service user.
     #[command(hide = true)]

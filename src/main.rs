@@ -7,6 +7,8 @@
 mod appliance;
 mod cli;
 mod cmd;
+mod doctor;
+mod install;
 // Hand-off: used by install/up once they land; remove the allows then.
 #[allow(dead_code, unused_imports)]
 mod postgres;
@@ -14,6 +16,7 @@ mod postgres;
 mod privilege;
 mod progress;
 mod runtime;
+mod supervise;
 mod sync;
 
 use std::process::ExitCode;

@@ -22,7 +22,10 @@ fn install_writes_the_appliance_tree_with_private_secrets() {
     let (v1, key) = bundle("1.0.0", 1);
     let out = ok(&mut site.install(&v1, &key));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("installed test-appliance 1.0.0 sequence 1"), "{stdout}");
+    assert!(
+        stdout.contains("installed test-appliance 1.0.0 sequence 1"),
+        "{stdout}"
+    );
     assert_eq!(site.current(), "1.0.0-1");
     let root = &site.root;
     for file in [
@@ -36,7 +39,13 @@ fn install_writes_the_appliance_tree_with_private_secrets() {
     ] {
         assert!(root.join(file).exists(), "{file} missing");
     }
-    let mode = |p: &str| std::fs::metadata(root.join(p)).expect(p).permissions().mode() & 0o777;
+    let mode = |p: &str| {
+        std::fs::metadata(root.join(p))
+            .expect(p)
+            .permissions()
+            .mode()
+            & 0o777
+    };
     assert_eq!(mode("etc/coderd.env"), 0o600);
     assert_eq!(mode("data/secrets"), 0o700);
     let env = std::fs::read_to_string(root.join("etc/coderd.env")).expect("env");
@@ -50,10 +59,17 @@ fn install_writes_the_appliance_tree_with_private_secrets() {
     }
     assert!(env.contains(&format!("@127.0.0.1:{}/coder", site.pg_port)));
     let rc = std::fs::read_to_string(root.join("etc/terraformrc")).expect("rc");
-    assert!(rc.contains(&format!("https://127.0.0.1:{}/", site.mirror_port)), "{rc}");
+    assert!(
+        rc.contains(&format!("https://127.0.0.1:{}/", site.mirror_port)),
+        "{rc}"
+    );
     assert!(!rc.contains("direct"), "{rc}");
-    let unit = std::fs::read_to_string(root.join("etc/systemd/coder-airgap.service")).expect("unit");
-    assert!(unit.contains("User=airgap-svc") && unit.contains("NoNewPrivileges=yes"), "{unit}");
+    let unit =
+        std::fs::read_to_string(root.join("etc/systemd/coder-airgap.service")).expect("unit");
+    assert!(
+        unit.contains("User=airgap-svc") && unit.contains("NoNewPrivileges=yes"),
+        "{unit}"
+    );
     // The certificate chains to the CA and names the access host.
     let verify = support::tools::clean_command("openssl")
         .args(["verify", "-CAfile"])
@@ -63,7 +79,11 @@ fn install_writes_the_appliance_tree_with_private_secrets() {
         .arg(root.join("etc/tls/coderd.crt"))
         .output()
         .expect("openssl");
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 #[test]
@@ -73,10 +93,16 @@ fn a_lower_sequence_is_refused_unless_allowed() {
     let (v2, _) = bundle("1.1.0", 2);
     ok(&mut site.install(&v2, &key));
     let err = fails(&mut site.install(&v1, &key));
-    assert!(err.contains("sequence 1, lower than the installed"), "{err}");
+    assert!(
+        err.contains("sequence 1, lower than the installed"),
+        "{err}"
+    );
     assert!(err.contains("--allow-downgrade"), "{err}");
     assert_eq!(site.current(), "1.1.0-2");
-    assert!(!site.root.join("releases/1.0.0-1").exists(), "nothing unpacked");
+    assert!(
+        !site.root.join("releases/1.0.0-1").exists(),
+        "nothing unpacked"
+    );
     ok(site.install(&v1, &key).arg("--allow-downgrade"));
     assert_eq!(site.current(), "1.0.0-1");
 }
@@ -128,7 +154,10 @@ fn sigkill_at_any_point_leaves_current_on_the_old_or_the_new_release() {
             current == "1.0.0-1" || current == "1.1.0-2",
             "after SIGKILL at {delay_ms} ms current is {current}"
         );
-        assert!(release_complete(&site.root, &current), "{current} incomplete after kill at {delay_ms} ms");
+        assert!(
+            release_complete(&site.root, &current),
+            "{current} incomplete after kill at {delay_ms} ms"
+        );
         seen_new |= current == "1.1.0-2";
         if seen_new {
             break;

@@ -21,8 +21,8 @@ use time::{Duration, OffsetDateTime};
 use crate::authority::CertificateAuthority;
 use crate::error::{CertsError, Result};
 use crate::files;
-use crate::leaf::{CheckedRequest, IssuedLeaf, LeafRequest, PrivateKeyPem};
-use crate::ledger::{LeafStatus, Ledger};
+use crate::leaf::{CheckedRequest, IssuedLeaf, LeafRequest, PrivateKeyPem, DEFAULT_LEAF_DAYS};
+use crate::ledger::{LeafStatus, Ledger, LedgerEntry};
 use crate::serial::Serial;
 
 /// A leaf written to `PREFIX.crt` and `PREFIX.key`.
@@ -198,13 +198,44 @@ impl CertificateAuthority {
     /// neither revoked nor already renewed and expires within `within` (expired ones
     /// included). The old entries are marked superseded; they stay valid until they expire.
     pub fn renew_due(&self, within: Duration) -> Result<Vec<Renewal>> {
+        self.renew_matching(within, |_| true, |entry| entry.days)
+    }
+
+    /// Like [`Self::renew_due`], but only for leaves written to one of `prefixes` (the
+    /// `--out` given at issue; relative prefixes are made absolute first). The appliance's
+    /// supervisor renews its own coderd and mirror certificates this way, unattended: the
+    /// CA may also have issued certificates for other hosts (`ca issue`), which are not its
+    /// to replace. A leaf whose lifetime is no longer than `within` would be due again at
+    /// once, so it is renewed for [`DEFAULT_LEAF_DAYS`] (at least twice `within`) instead
+    /// of its own lifetime: renewing, and restarting its server, at every check helps no one.
+    pub fn renew_due_for(&self, within: Duration, prefixes: &[PathBuf]) -> Result<Vec<Renewal>> {
+        let wanted = prefixes
+            .iter()
+            .map(|p| std::path::absolute(p).map_err(CertsError::io("resolve", p)))
+            .collect::<Result<Vec<_>>>()?;
+        let window = u32::try_from(within.whole_days()).unwrap_or(u32::MAX);
+        let lifetime = |entry: &LedgerEntry| match entry.days {
+            days if days > window => days,
+            _ => DEFAULT_LEAF_DAYS.max(window.saturating_mul(2)),
+        };
+        self.renew_matching(within, |out| wanted.iter().any(|w| w == out), lifetime)
+    }
+
+    /// Renews every due leaf whose `--out` prefix satisfies `wanted`, each for
+    /// `lifetime(entry)` days.
+    fn renew_matching(
+        &self,
+        within: Duration,
+        wanted: impl Fn(&Path) -> bool,
+        lifetime: impl Fn(&LedgerEntry) -> u32,
+    ) -> Result<Vec<Renewal>> {
         let _lock = files::lock_dir(&self.dir)?;
         let mut ledger = Ledger::load(&self.dir)?;
         let now = OffsetDateTime::now_utc();
         let due: Vec<usize> = (0..ledger.entries.len())
             .filter(|i| {
                 let e = &ledger.entries[*i];
-                e.out.is_some()
+                e.out.as_deref().is_some_and(&wanted)
                     && matches!(e.status(now), LeafStatus::Valid | LeafStatus::Expired)
                     && e.not_after <= now + within
             })
@@ -214,7 +245,9 @@ impl CertificateAuthority {
             let old = ledger.entries[i].clone();
             let prefix = old.out.clone().unwrap_or_default();
             let paths = LeafPaths::new(&prefix)?;
-            let (leaf, mut entry) = self.sign_leaf(&CheckedRequest::from_entry(&old))?;
+            let mut request = CheckedRequest::from_entry(&old);
+            request.days = lifetime(&old);
+            let (leaf, mut entry) = self.sign_leaf(&request)?;
             entry.out = Some(prefix);
             ledger.entries[i].superseded_by = Some(leaf.serial.clone());
             ledger.entries.push(entry);
@@ -231,5 +264,50 @@ impl CertificateAuthority {
             });
         }
         Ok(renewed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{CertificateAuthority, InitOptions, LeafRequest, LeafStatus};
+
+    #[test]
+    fn renew_due_for_renews_only_the_named_prefixes() -> crate::Result<()> {
+        let tmp = tempfile::tempdir().map_err(crate::CertsError::io("tempdir", "/tmp"))?;
+        let mut options = InitOptions::new("Renew For Test CA");
+        options.permitted_dns = vec!["example.com".into()];
+        let ca = CertificateAuthority::init(&tmp.path().join("ca"), &options)?;
+        let ours = tmp.path().join("tls/coderd");
+        let other = tmp.path().join("elsewhere/git");
+        let request = |name: &str| LeafRequest {
+            days: 10,
+            ..LeafRequest::server([name], [])
+        };
+        ca.issue_to_files(&request("coder.example.com"), &ours)?;
+        let kept = ca.issue_to_files(&request("git.example.com"), &other)?;
+
+        let within = time::Duration::days(30);
+        let renewed = ca.renew_due_for(within, std::slice::from_ref(&ours))?;
+        assert_eq!(renewed.len(), 1);
+        assert_eq!(renewed[0].new.cert_path, tmp.path().join("tls/coderd.crt"));
+        let now = time::OffsetDateTime::now_utc();
+        let left = (renewed[0].new.leaf.not_after - now).whole_days();
+        assert!(
+            left >= 89,
+            "a 10-day leaf renews for the default 90 days: {left}"
+        );
+        let ledger = ca.ledger()?;
+        let status = |serial: &crate::Serial| {
+            ledger
+                .entries
+                .iter()
+                .find(|e| &e.serial == serial)
+                .map(|e| e.status(now))
+        };
+        assert_eq!(status(&kept.leaf.serial), Some(LeafStatus::Valid));
+        assert_eq!(status(&renewed[0].old_serial), Some(LeafStatus::Superseded));
+        // The renewed leaf is not due again.
+        assert!(ca.renew_due_for(within, &[ours])?.is_empty());
+        Ok(())
     }
 }

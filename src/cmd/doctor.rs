@@ -1,10 +1,48 @@
-//! `coder-airgap doctor`: check the running appliance's posture and health; one line and a fix per problem.
+//! `coder-airgap doctor`: check the running appliance's air-gap posture and health, one
+//! line per check with a fix.
 
-/// Check the running appliance's posture and health; one line and a fix per problem.
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::appliance::layout::Layout;
+
+/// Check the running appliance's air-gap posture and health, with a fix for each problem.
+///
+/// One line per check: coderd's actual environment (access URL set, telemetry and update check off,
+/// DERP on, direct connections blocked, STUN disabled, no proxy pointing outside); the
+/// Terraform on coderd's PATH is the bundled one and inside the range coderd accepts; the
+/// terraformrc has no `direct` fallback; both listeners' certificates chain to the CA for
+/// their names and stay valid at least 14 days; the mirror answers for every provider in
+/// the bundle; PostgreSQL answers; free disk under ROOT.
+///
+/// Exit status: 0 when every check passes, 1 otherwise. --json prints an array of
+/// {name, ok, detail, fix} for monitoring. Run as root or as the service user.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The appliance root.
+    #[arg(long, value_name = "ROOT")]
+    root: PathBuf,
+    /// Print the checks as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
 /// Runs `coder-airgap doctor`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`coder-airgap doctor` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let root = std::path::absolute(&args.root).context("--root")?;
+    let layout = Layout::new(root);
+    let checks = crate::runtime::block_on(crate::doctor::run_all(&layout))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+    } else {
+        for check in &checks {
+            println!("{}", check.line());
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} checks failed", checks.len());
+    }
+    Ok(())
 }

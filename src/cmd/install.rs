@@ -10,9 +10,10 @@ use crate::appliance::config::{AccessUrl, Config, PostgresMode};
 use crate::appliance::layout::Layout;
 use crate::install::{self, database};
 
-/// Verify a bundle and install it under ROOT: the release, the internal CA and
-/// certificates, coderd's environment, the Terraform CLI configuration, the database and a
-/// hardened systemd unit.
+/// Verify a bundle and install it atomically under ROOT (disconnected side).
+///
+/// Installs the release, the internal CA and certificates, coderd's environment, the
+/// Terraform CLI configuration, the database and a hardened systemd unit.
 ///
 /// The bundle is unpacked into ROOT/releases/VERSION-SEQUENCE, then ROOT/current is switched
 /// to it in one rename: a failed or killed install leaves the old release running. A bundle
@@ -44,7 +45,12 @@ pub struct Args {
     /// An external PostgreSQL for coderd (postgres://user:pass@host/db); default: the
     /// embedded server from the bundle. Also read from CODER_AIRGAP_POSTGRES_URL, which
     /// keeps the password out of the process list.
-    #[arg(long, value_name = "URL", env = "CODER_AIRGAP_POSTGRES_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CODER_AIRGAP_POSTGRES_URL",
+        hide_env_values = true
+    )]
     postgres_url: Option<String>,
     /// The embedded PostgreSQL's port on 127.0.0.1.
     #[arg(long, value_name = "PORT", default_value_t = 5433)]
@@ -88,9 +94,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let outcome = install::install(&request)?;
     let r = &outcome.release;
-    println!("installed {} {} sequence {} as {}", r.manifest.name, r.manifest.version, r.manifest.sequence, r.dir.display());
+    println!(
+        "installed {} {} sequence {} as {}",
+        r.manifest.name,
+        r.manifest.version,
+        r.manifest.sequence,
+        r.dir.display()
+    );
     if let Some(old) = &outcome.replaced {
-        println!("previous release: {old} (coder-airgap rollback --root {} returns to it)", root.display());
+        println!(
+            "previous release: {old} (coder-airgap rollback --root {} returns to it)",
+            root.display()
+        );
     }
     match outcome.reloaded_up {
         Some(pid) => println!("told the running appliance (pid {pid}) to switch to it"),
@@ -105,8 +120,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn config(args: &Args, root: &std::path::Path) -> anyhow::Result<Config> {
     let access = AccessUrl::parse(&args.access_url)?;
-    let listen = args.listen.clone().unwrap_or_else(|| format!("0.0.0.0:{}", access.port));
-    for (flag, addr) in [("--listen", &listen), ("--mirror-listen", &args.mirror_listen)] {
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| format!("0.0.0.0:{}", access.port));
+    for (flag, addr) in [
+        ("--listen", &listen),
+        ("--mirror-listen", &args.mirror_listen),
+    ] {
         addr.parse::<std::net::SocketAddr>()
             .with_context(|| format!("{flag} {addr:?}: give IP:PORT, like 0.0.0.0:8444"))?;
     }
@@ -115,7 +136,9 @@ fn config(args: &Args, root: &std::path::Path) -> anyhow::Result<Config> {
         None => Layout::new(root).default_ca_dir(),
     };
     let wildcard = args.wildcard_url.as_deref().map(|w| {
-        w.trim_start_matches("https://").trim_end_matches('/').to_string()
+        w.trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string()
     });
     Ok(Config {
         access_url: args.access_url.trim_end_matches('/').to_string(),
@@ -148,7 +171,9 @@ fn postgres_mode(args: &Args, root: &std::path::Path) -> anyhow::Result<Postgres
             )
         }
         (Some(PostgresMode::External), None) | (_, Some(_)) => Ok(PostgresMode::External),
-        (_, None) => Ok(PostgresMode::Embedded { port: args.postgres_port }),
+        (_, None) => Ok(PostgresMode::Embedded {
+            port: args.postgres_port,
+        }),
     }
 }
 
@@ -169,6 +194,8 @@ pub struct DbArgs {
 /// Runs `coder-airgap install-db`.
 pub fn run_db(args: DbArgs) -> anyhow::Result<()> {
     let layout = Layout::new(args.root);
-    let installer = database::Installer { name: args.installed_by };
+    let installer = database::Installer {
+        name: args.installed_by,
+    };
     crate::runtime::block_on(database::install_step(&layout, &args.release, &installer))?
 }

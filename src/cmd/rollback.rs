@@ -33,8 +33,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let outcome = crate::runtime::block_on(crate::install::rollback::rollback(&layout))??;
     match &outcome.restored {
-        Some(r) => println!("restored the database from {} (taken before leaving {})", r.backup.display(), r.from),
-        None => println!("the database was not touched by {}; nothing restored", outcome.from),
+        Some(r) => println!(
+            "restored the database from {} (taken before leaving {})",
+            r.backup.display(),
+            r.from
+        ),
+        None => println!(
+            "the database was not touched by {}; nothing restored",
+            outcome.from
+        ),
     }
     println!("current release: {} (was {})", outcome.to, outcome.from);
     Ok(())

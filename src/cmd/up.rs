@@ -1,10 +1,48 @@
-//! `coder-airgap up`: run the installed appliance in the foreground: Postgres, the provider mirror, coderd.
+//! `coder-airgap up`: run the installed appliance in the foreground: Postgres, the provider
+//! mirror, coderd.
 
-/// Run the installed appliance in the foreground: Postgres, the provider mirror, coderd.
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::appliance::config::Config;
+use crate::appliance::layout::Layout;
+use crate::privilege;
+
+/// Run the installed appliance in the foreground (what the systemd unit starts).
+///
+/// Starts PostgreSQL (the embedded server, or checks that the external one answers), then
+/// the provider mirror (with /ca.pem, the CA bundle for workspace images), then
+/// `coder server` with exactly the environment in ROOT/etc/coderd.env. Reports ready to
+/// systemd (sd_notify) once coderd answers /healthz over TLS. Restarts a child that dies,
+/// with backoff (1 s doubling to 30 s). Renews the coderd and mirror certificates 30 days
+/// before they expire (checked at start and hourly), then restarts both.
+///
+/// Signals: SIGTERM or SIGINT stops coderd (SIGKILL after 15 s), the mirror, then
+/// PostgreSQL, and exits 0. SIGHUP re-reads the settings and ROOT/current and restarts
+/// the mirror and coderd on them (install sends it after an upgrade).
+///
+/// One `up` per ROOT (a lock in ROOT/run/up.lock). Progress lines go to stderr, coderd's
+/// own output to up's stdout and stderr; the state is in ROOT/run/state.json
+/// (`coder-airgap status` reads it). Started as root, up re-executes itself as the
+/// service user.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The appliance root that `install` created.
+    #[arg(long, value_name = "ROOT")]
+    root: PathBuf,
+}
 
 /// Runs `coder-airgap up`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`coder-airgap up` is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let root = std::path::absolute(&args.root).context("--root")?;
+    let layout = Layout::new(&root);
+    if privilege::is_root() {
+        let config = Config::read(&layout.config_file())?;
+        let user = privilege::ensure_service_user(&config.service_user)?;
+        privilege::reexec_as(&user, privilege::DROPPED_MARKER)?;
+    }
+    crate::runtime::block_on(crate::supervise::run(layout))??;
+    Ok(())
 }

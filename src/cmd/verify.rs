@@ -6,7 +6,9 @@ use anyhow::Context;
 
 use crate::progress::Bar;
 
-/// Check a bundle without writing anything: the detached signature over the whole file,
+/// Prove a bundle is intact and signed by a trusted key, without writing anything.
+///
+/// Checks the detached signature over the whole file,
 /// the signed manifest, every entry's size and sha256, expiry, and a clean archive
 /// structure. Exits 0 only if every check passes; otherwise prints what failed.
 ///

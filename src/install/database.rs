@@ -37,8 +37,11 @@ impl UpgradeRecord {
         if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?))
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(Some(
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?,
+        ))
     }
 }
 
@@ -54,7 +57,11 @@ pub struct Database {
 impl Database {
     /// Opens the database for `release`: the running embedded server (started by `up`),
     /// a new embedded server from the release's tree, or the external server.
-    pub async fn open(layout: &Layout, config: &Config, release: &Release) -> anyhow::Result<Database> {
+    pub async fn open(
+        layout: &Layout,
+        config: &Config,
+        release: &Release,
+    ) -> anyhow::Result<Database> {
         let tree = release.postgres_tree()?;
         match config.postgres {
             PostgresMode::Embedded { port } => Self::embedded(layout, tree, port).await,
@@ -62,7 +69,11 @@ impl Database {
                 let url = external_url(layout)?;
                 let facts = postgres::check_external(&url).await?;
                 tracing::info!("external PostgreSQL {} as {}", facts.version, facts.role);
-                Ok(Database { coder_url: url, tree, started: None })
+                Ok(Database {
+                    coder_url: url,
+                    tree,
+                    started: None,
+                })
             }
         }
     }
@@ -77,7 +88,11 @@ impl Database {
             secrets_dir: layout.secrets(),
         };
         if let Some((_, coder_url)) = Embedded::running_urls(&settings)? {
-            return Ok(Database { coder_url, tree, started: None });
+            return Ok(Database {
+                coder_url,
+                tree,
+                started: None,
+            });
         }
         let pg = Embedded::start(settings).await?;
         Ok(Database {
@@ -118,8 +133,12 @@ async fn check_major(data_dir: &Path, tree: &Tree) -> anyhow::Result<()> {
 /// The external URL saved by install.
 pub fn external_url(layout: &Layout) -> anyhow::Result<String> {
     let path = layout.secrets().join(EXTERNAL_URL_SECRET);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {} (re-run install with --postgres-url)", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (re-run install with --postgres-url)",
+            path.display()
+        )
+    })?;
     Ok(text.trim().to_string())
 }
 
@@ -131,10 +150,16 @@ pub struct Installer {
 
 /// The database step of `install` for the release `name`: migrations, the pre-upgrade
 /// backup when another release is current, the ledger row, and `coderd.env`.
-pub async fn install_step(layout: &Layout, name: &str, installer: &Installer) -> anyhow::Result<()> {
+pub async fn install_step(
+    layout: &Layout,
+    name: &str,
+    installer: &Installer,
+) -> anyhow::Result<()> {
     let config = Config::read(&layout.config_file())?;
     let release = Release::open(layout.release(name))?;
-    let current = Release::current(layout).ok().filter(|c| c.name != release.name);
+    let current = Release::current(layout)
+        .ok()
+        .filter(|c| c.name != release.name);
     let db = Database::open(layout, &config, &release).await?;
     let result = record(layout, &config, &release, current.as_ref(), &db, installer).await;
     let closed = db.close().await;
@@ -178,9 +203,10 @@ async fn backup_before_upgrade(
     pool: &sqlx::PgPool,
 ) -> anyhow::Result<()> {
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
-    let file = layout
-        .backups()
-        .join(format!("{}-before-{}-{stamp}.dump", from.name, release.name));
+    let file = layout.backups().join(format!(
+        "{}-before-{}-{stamp}.dump",
+        from.name, release.name
+    ));
     eprintln!("backing up the database to {}", file.display());
     let info = postgres::dump(&db.tree, &db.coder_url, &file).await?;
     let backup_id = ledger::record_backup(
@@ -204,14 +230,23 @@ async fn backup_before_upgrade(
         },
     )
     .await?;
-    let record = UpgradeRecord { from: from.name.clone(), backup: info.path, sha256: info.sha256 };
+    let record = UpgradeRecord {
+        from: from.name.clone(),
+        backup: info.path,
+        sha256: info.sha256,
+    };
     let path = release.dir.join(UPGRADE_FILE);
     std::fs::write(&path, serde_json::to_vec_pretty(&record)?)
         .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes `ROOT/etc/coderd.env` for `release` with the database URL.
-pub fn write_coderd_env(layout: &Layout, config: &Config, release: &Release, pg_url: &str) -> anyhow::Result<()> {
+pub fn write_coderd_env(
+    layout: &Layout,
+    config: &Config,
+    release: &Release,
+    pg_url: &str,
+) -> anyhow::Result<()> {
     let settings = CoderdSettings {
         access_url: config.access_url.clone(),
         wildcard_url: config.wildcard_url.clone(),

@@ -77,7 +77,10 @@ pub fn install(req: &Request) -> anyhow::Result<Outcome> {
     let _lock = lock_install(&layout)?;
     remove_stale_staging(&layout)?;
     let name = unpack_release(req, &layout, &key)?;
-    let replaced = Release::current(&layout).ok().map(|r| r.name).filter(|r| *r != name);
+    let replaced = Release::current(&layout)
+        .ok()
+        .map(|r| r.name)
+        .filter(|r| *r != name);
     configure(req, &layout)?;
     if privilege::is_root() {
         privilege::chown_tree(&req.root, &user)?;
@@ -95,7 +98,11 @@ pub fn install(req: &Request) -> anyhow::Result<Outcome> {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
             .context("telling the running `up` to reload")?;
     }
-    Ok(Outcome { release: Release::current(&layout)?, replaced, reloaded_up })
+    Ok(Outcome {
+        release: Release::current(&layout)?,
+        replaced,
+        reloaded_up,
+    })
 }
 
 /// The service user: looked up or created as root; as another user, it must be us.
@@ -134,8 +141,18 @@ fn check_reachable(root: &Path, user: &ServiceUser) -> anyhow::Result<()> {
 /// Creates ROOT's directories (private ones 0700).
 fn create_tree(layout: &Layout) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    let public = [layout.releases(), layout.etc().join("tls"), layout.etc().join("systemd"), layout.root().join("bin")];
-    let private = [layout.root().join("data"), layout.secrets(), layout.backups(), layout.run()];
+    let public = [
+        layout.releases(),
+        layout.etc().join("tls"),
+        layout.etc().join("systemd"),
+        layout.root().join("bin"),
+    ];
+    let private = [
+        layout.root().join("data"),
+        layout.secrets(),
+        layout.backups(),
+        layout.run(),
+    ];
     for (dirs, mode) in [(&public[..], 0o755), (&private[..], 0o700)] {
         for dir in dirs {
             std::fs::DirBuilder::new()
@@ -170,14 +187,17 @@ pub(crate) fn lock_install(layout: &Layout) -> anyhow::Result<nix::fcntl::Flock<
 /// the install lock).
 fn remove_stale_staging(layout: &Layout) -> anyhow::Result<()> {
     let releases = layout.releases();
-    for entry in std::fs::read_dir(&releases).with_context(|| format!("reading {}", releases.display()))? {
+    for entry in
+        std::fs::read_dir(&releases).with_context(|| format!("reading {}", releases.display()))?
+    {
         let path = entry?.path();
         let stale = path
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with(airgap_bundle::STAGING_PREFIX));
         if stale {
-            std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("removing {}", path.display()))?;
         }
     }
     Ok(())
@@ -203,7 +223,10 @@ fn unpack_release(req: &Request, layout: &Layout, key: &PublicKey) -> anyhow::Re
     .with_context(|| format!("verifying {}", req.bundle.display()))?;
     bar.finish();
     if Release::dir_name(&verified.manifest) != name {
-        bail!("{}: the signed manifest differs from the one read first", req.bundle.display());
+        bail!(
+            "{}: the signed manifest differs from the one read first",
+            req.bundle.display()
+        );
     }
     preflight::check_sequence(layout, &verified.manifest, req.allow_downgrade)?;
     if let Ok(installed) = Release::open(dir.clone()) {
@@ -218,7 +241,10 @@ fn unpack_release(req: &Request, layout: &Layout, key: &PublicKey) -> anyhow::Re
     save_manifest(&dir, &verified.manifest)?;
     eprintln!(
         "verified {} {} sequence {} (key {})",
-        verified.manifest.name, verified.manifest.version, verified.manifest.sequence, verified.key_id
+        verified.manifest.name,
+        verified.manifest.version,
+        verified.manifest.sequence,
+        verified.key_id
     );
     Ok(name)
 }
@@ -235,7 +261,11 @@ fn save_manifest(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
 /// systemd unit and a copy of this program under ROOT/bin.
 fn configure(req: &Request, layout: &Layout) -> anyhow::Result<()> {
     let access = AccessUrl::parse(&req.config.access_url)?;
-    let mirror_addr: SocketAddr = req.config.mirror_listen.parse().context("--mirror-listen")?;
+    let mirror_addr: SocketAddr = req
+        .config
+        .mirror_listen
+        .parse()
+        .context("--mirror-listen")?;
     let plan = tls::TlsPlan {
         access: &access,
         wildcard: req.config.wildcard_url.as_deref(),
@@ -246,7 +276,11 @@ fn configure(req: &Request, layout: &Layout) -> anyhow::Result<()> {
     tls::issue_all(&ca, layout, &plan)?;
     let rc = airgap_mirror::maintain::terraformrc(&mirror_url(mirror_addr))?;
     write_atomic(&layout.terraformrc(), rc.as_bytes(), 0o644)?;
-    write_atomic(&layout.config_file(), req.config.to_toml().as_bytes(), 0o644)?;
+    write_atomic(
+        &layout.config_file(),
+        req.config.to_toml().as_bytes(),
+        0o644,
+    )?;
     if let Some(url) = &req.postgres_url {
         let path = layout.secrets().join(database::EXTERNAL_URL_SECRET);
         write_atomic(&path, url.as_bytes(), 0o600)?;
@@ -281,7 +315,8 @@ fn copy_self(layout: &Layout) -> anyhow::Result<PathBuf> {
         return Ok(dest);
     }
     let tmp = dest.with_extension("partial");
-    std::fs::copy(&exe, &tmp).with_context(|| format!("copying {} to {}", exe.display(), tmp.display()))?;
+    std::fs::copy(&exe, &tmp)
+        .with_context(|| format!("copying {} to {}", exe.display(), tmp.display()))?;
     std::fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
     Ok(dest)
 }
@@ -307,7 +342,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
 /// Runs the database step as the service user: in a child process when we are root
 /// (PostgreSQL refuses root), in this process otherwise.
 fn database_step(layout: &Layout, user: &ServiceUser, name: &str) -> anyhow::Result<()> {
-    let installer = database::Installer { name: operator_name() };
+    let installer = database::Installer {
+        name: operator_name(),
+    };
     if !privilege::is_root() {
         return crate::runtime::block_on(database::install_step(layout, name, &installer))?;
     }
@@ -327,7 +364,10 @@ fn database_step(layout: &Layout, user: &ServiceUser, name: &str) -> anyhow::Res
         .status()
         .with_context(|| format!("running the database step as {}", user.name))?;
     if !status.success() {
-        bail!("the database step (run as {}) failed; its error is above", user.name);
+        bail!(
+            "the database step (run as {}) failed; its error is above",
+            user.name
+        );
     }
     Ok(())
 }

@@ -56,10 +56,18 @@ pub async fn rollback(layout: &Layout) -> anyhow::Result<Outcome> {
         (false, _) => None,
     };
     switch::roll_back(layout)?;
-    Ok(Outcome { from: current.name, to: previous.name, restored })
+    Ok(Outcome {
+        from: current.name,
+        to: previous.name,
+        restored,
+    })
 }
 
-async fn restore(layout: &Layout, previous: &Release, record: &UpgradeRecord) -> anyhow::Result<()> {
+async fn restore(
+    layout: &Layout,
+    previous: &Release,
+    record: &UpgradeRecord,
+) -> anyhow::Result<()> {
     let config = Config::read(&layout.config_file())?;
     let db = Database::open(layout, &config, previous).await?;
     let result = reset_and_restore(&db, record).await;

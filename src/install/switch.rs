@@ -68,12 +68,24 @@ mod tests {
         switch_to(&layout, "1.0-1")?;
         assert!(std::fs::read_link(layout.previous()).is_err());
         switch_to(&layout, "1.0-2")?;
-        assert_eq!(std::fs::read_link(layout.current())?, release_target("1.0-2"));
-        assert_eq!(std::fs::read_link(layout.previous())?, release_target("1.0-1"));
+        assert_eq!(
+            std::fs::read_link(layout.current())?,
+            release_target("1.0-2")
+        );
+        assert_eq!(
+            std::fs::read_link(layout.previous())?,
+            release_target("1.0-1")
+        );
         switch_to(&layout, "1.0-2")?;
-        assert_eq!(std::fs::read_link(layout.previous())?, release_target("1.0-1"));
+        assert_eq!(
+            std::fs::read_link(layout.previous())?,
+            release_target("1.0-1")
+        );
         roll_back(&layout)?;
-        assert_eq!(std::fs::read_link(layout.current())?, release_target("1.0-1"));
+        assert_eq!(
+            std::fs::read_link(layout.current())?,
+            release_target("1.0-1")
+        );
         assert!(std::fs::symlink_metadata(layout.previous()).is_err());
         Ok(())
     }

@@ -90,7 +90,11 @@ pub fn issue_all(ca: &CertificateAuthority, layout: &Layout, plan: &TlsPlan) -> 
 
 /// Keeps the leaf at `prefix` when it was issued for exactly these names and is not due
 /// for renewal; otherwise replaces it.
-fn ensure_leaf(ca: &CertificateAuthority, request: &LeafRequest, prefix: &Path) -> anyhow::Result<()> {
+fn ensure_leaf(
+    ca: &CertificateAuthority,
+    request: &LeafRequest,
+    prefix: &Path,
+) -> anyhow::Result<()> {
     let crt = prefix.with_extension("crt");
     if crt.exists() {
         if leaf_still_fits(ca, request, prefix)? {
@@ -110,7 +114,11 @@ fn ensure_leaf(ca: &CertificateAuthority, request: &LeafRequest, prefix: &Path) 
     Ok(())
 }
 
-fn leaf_still_fits(ca: &CertificateAuthority, request: &LeafRequest, prefix: &Path) -> anyhow::Result<bool> {
+fn leaf_still_fits(
+    ca: &CertificateAuthority,
+    request: &LeafRequest,
+    prefix: &Path,
+) -> anyhow::Result<bool> {
     let prefix = std::path::absolute(prefix)?;
     let ledger = ca.ledger()?;
     let Some(entry) = ledger
@@ -155,5 +163,8 @@ fn remove_leaf(prefix: &Path) -> anyhow::Result<()> {
 
 fn dedup<T: Ord + Clone>(items: Vec<T>) -> Vec<T> {
     let mut seen = BTreeSet::new();
-    items.into_iter().filter(|i| seen.insert(i.clone())).collect()
+    items
+        .into_iter()
+        .filter(|i| seen.insert(i.clone()))
+        .collect()
 }

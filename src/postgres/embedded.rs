@@ -201,11 +201,13 @@ impl Embedded {
         }
         let read = |name: &str| {
             let path = settings.secrets_dir.join(name);
-            secret::load(&path)?.ok_or_else(|| PgError::io(
-                "missing password file",
-                &path,
-                std::io::Error::from(std::io::ErrorKind::NotFound),
-            ))
+            secret::load(&path)?.ok_or_else(|| {
+                PgError::io(
+                    "missing password file",
+                    &path,
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                )
+            })
         };
         let port = settings.port;
         let admin = local_url(port, SUPERUSER, &read(SUPERUSER_SECRET)?, SUPERUSER);

@@ -12,6 +12,9 @@ use crate::tools;
 /// The providers every test bundle carries (all linux_amd64).
 pub const PROVIDERS: [(&str, &str, &str); 1] = [("coder", "coder", "2.1.0")];
 
+/// The page every test bundle carries as `docs/index.html`.
+pub const DOCS_PAGE: &str = "<html><body>Coder docs (stand-in)</body></html>\n";
+
 /// One bundle to make.
 #[derive(Debug, Clone)]
 pub struct BundleSpec<'a> {
@@ -53,7 +56,8 @@ impl BundleKit {
         std::fs::write(&spec_file, spec_text(spec, &registry.discovery_url()))
             .map_err(|e| e.to_string())?;
         let stage = self.stage(spec);
-        run(self.cmd()
+        run(self
+            .cmd()
             .args(["sync", "--spec"])
             .arg(&spec_file)
             .arg("--out")
@@ -64,7 +68,11 @@ impl BundleKit {
             .arg(spec.terraform)
             .arg("--postgres-from")
             .arg(tools::postgres_tree()))?;
-        run(self.cmd()
+        // Coder's offline docs stand in as one page (the spec's docs come from upstream only).
+        std::fs::create_dir_all(stage.join("docs")).map_err(|e| e.to_string())?;
+        std::fs::write(stage.join("docs/index.html"), DOCS_PAGE).map_err(|e| e.to_string())?;
+        run(self
+            .cmd()
             .arg("pack")
             .arg(&stage)
             .arg("--key")
@@ -76,8 +84,10 @@ impl BundleKit {
 
     /// The stage directory [`Self::bundle`] synced for `spec` (kept for repacking).
     pub fn stage(&self, spec: &BundleSpec) -> PathBuf {
-        self.work
-            .join(format!("appliance-{}-{}.stage", spec.version, spec.sequence))
+        self.work.join(format!(
+            "appliance-{}-{}.stage",
+            spec.version, spec.sequence
+        ))
     }
 
     /// The secret key bundles are signed with (unencrypted).

@@ -62,6 +62,8 @@ pub struct Site {
     pub mirror_port: u16,
     /// The embedded Postgres port.
     pub pg_port: u16,
+    /// The network namespace every command runs in (`ip netns exec`), if any.
+    pub netns: Option<String>,
     up: Option<Child>,
 }
 
@@ -70,7 +72,8 @@ impl Site {
     pub fn new() -> Site {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         let root = dir.path().join("root");
         Site {
             dir,
@@ -78,6 +81,7 @@ impl Site {
             coderd_port: free_port(),
             mirror_port: free_port(),
             pg_port: free_port(),
+            netns: None,
             up: None,
         }
     }
@@ -87,9 +91,21 @@ impl Site {
         format!("https://localhost:{}", self.coderd_port)
     }
 
+    /// `program` with a clean environment, inside the site's network namespace if any.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.netns {
+            None => tools::clean_command(program),
+            Some(ns) => {
+                let mut cmd = tools::clean_command("ip");
+                cmd.args(["netns", "exec", ns]).arg(program);
+                cmd
+            }
+        }
+    }
+
     /// `coder-airgap ARGS` with a clean environment.
     pub fn airgap(&self) -> Command {
-        tools::clean_command(env!("CARGO_BIN_EXE_coder-airgap"))
+        self.command(env!("CARGO_BIN_EXE_coder-airgap"))
     }
 
     /// `install BUNDLE` with this site's root, ports and service user.
@@ -103,7 +119,10 @@ impl Site {
             .arg(&self.root)
             .args(["--access-url", &self.access_url()])
             .args(["--listen", &format!("127.0.0.1:{}", self.coderd_port)])
-            .args(["--mirror-listen", &format!("127.0.0.1:{}", self.mirror_port)])
+            .args([
+                "--mirror-listen",
+                &format!("127.0.0.1:{}", self.mirror_port),
+            ])
             .args(["--postgres-port", &self.pg_port.to_string()])
             .args(["--service-user", SERVICE_USER]);
         cmd
@@ -130,14 +149,17 @@ impl Site {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "up did not stop within 60 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "up did not stop within 60 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// `curl --cacert ROOT/etc/ca-bundle.pem https://localhost:PORT/PATH` (clean env).
     pub fn curl(&self, port: u16, path: &str) -> Output {
-        tools::clean_command("curl")
+        self.command("curl")
             .args(["-sS", "--fail", "--max-time", "5", "--cacert"])
             .arg(self.root.join("etc/ca-bundle.pem"))
             .arg(format!("https://localhost:{port}{path}"))
@@ -157,7 +179,10 @@ impl Site {
                     panic!("up exited with {status} before coderd was healthy");
                 }
             }
-            assert!(Instant::now() < deadline, "coderd not healthy within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "coderd not healthy within {within:?}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -170,23 +195,41 @@ impl Site {
 
     /// Runs `sql` in the `coder` database of the embedded server as role `coder`.
     pub fn psql(&self, sql: &str) -> String {
-        let password =
-            std::fs::read_to_string(self.root.join("data/secrets/coder.password")).expect("password");
-        let out = tools::clean_command(tools::postgres_tree().join("bin/psql"))
+        let password = std::fs::read_to_string(self.root.join("data/secrets/coder.password"))
+            .expect("password");
+        let out = self
+            .command(tools::postgres_tree().join("bin/psql"))
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .args(["-h", "127.0.0.1", "-p", &self.pg_port.to_string(), "-U", "coder", "-d", "coder"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.pg_port.to_string(),
+                "-U",
+                "coder",
+                "-d",
+                "coder",
+            ])
             .args(["-c", sql])
             .env("PGPASSWORD", password.trim())
             .output()
             .expect("psql");
-        assert!(out.status.success(), "psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     /// The release `ROOT/current` points at.
     pub fn current(&self) -> String {
         let target = std::fs::read_link(self.root.join("current")).expect("current link");
-        target.file_name().expect("name").to_string_lossy().into_owned()
+        target
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -205,7 +248,10 @@ impl Drop for Site {
 
 /// `kill -SIG PID`.
 pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// Waits until `check` returns Some, or panics naming `what`.

@@ -1,0 +1,67 @@
+//! `doctor`: every property the air gap depends on, checked on the running appliance and
+//! explained in one line with a fix. The checks read what is actually in effect — coderd's
+//! process environment, the certificates the listeners serve, the mirror's answers — not
+//! what install meant to write.
+
+mod checks;
+
+use serde::Serialize;
+
+pub(crate) use checks::run_all;
+
+/// One check's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Check {
+    /// Stable name (`posture-telemetry`), for monitoring and the operator's guide.
+    pub name: &'static str,
+    /// True when the property holds.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+    /// What to do when it does not hold (empty when ok).
+    pub fix: String,
+}
+
+impl Check {
+    /// A passing check.
+    pub(crate) fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            ok: true,
+            detail: detail.into(),
+            fix: String::new(),
+        }
+    }
+
+    /// A failing check with its fix.
+    pub(crate) fn fail(
+        name: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
+        Check {
+            name,
+            ok: false,
+            detail: detail.into(),
+            fix: fix.into(),
+        }
+    }
+
+    /// Passes when `ok`, else fails with `fix`.
+    pub(crate) fn verdict(name: &'static str, ok: bool, detail: String, fix: &str) -> Check {
+        if ok {
+            Check::pass(name, detail)
+        } else {
+            Check::fail(name, detail, fix)
+        }
+    }
+
+    /// The human line: `ok   NAME  detail` or `FAIL NAME  detail — fix: …`.
+    pub(crate) fn line(&self) -> String {
+        if self.ok {
+            format!("ok   {:<22} {}", self.name, self.detail)
+        } else {
+            format!("FAIL {:<22} {} — fix: {}", self.name, self.detail, self.fix)
+        }
+    }
+}
