@@ -2,17 +2,12 @@
 //! internet. The binary composes the library crates (`airgap-bundle`, `airgap-mirror`,
 //! `airgap-certs`); every subcommand lives in its own module under `cmd/`.
 
-// Hand-off: used by install/up once they land; remove the allow then.
-#[allow(dead_code)]
 mod appliance;
 mod cli;
 mod cmd;
 mod doctor;
 mod install;
-// Hand-off: used by install/up once they land; remove the allows then.
-#[allow(dead_code, unused_imports)]
 mod postgres;
-#[allow(dead_code)]
 mod privilege;
 mod progress;
 mod runtime;

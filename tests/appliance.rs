@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use airgap_testkit::pgcluster::PgCluster;
@@ -36,6 +37,9 @@ fn up_serves_coderd_with_the_posture_and_restarts_what_dies() {
         count(&site, "SELECT count(*) FROM coder_airgap.installs"),
         1
     );
+    let purposes = site
+        .psql("SELECT string_agg(purpose, ',' ORDER BY purpose) FROM coder_airgap.certificates");
+    assert_eq!(purposes, "coderd-tls,mirror-tls");
 
     let env = site.curl(site.coderd_port, "/api/v2/standin/env");
     let env: serde_json::Value = serde_json::from_slice(&env.stdout).expect("env json");
@@ -194,6 +198,11 @@ fn upgrade_keeps_data_leaves_a_backup_and_rollback_restores_it() {
     });
     site.wait_healthy(HEALTHY_WITHIN);
     assert_eq!(count(&site, "SELECT count(*) FROM kept"), 1, "data kept");
+    let upgrade = site.psql(
+        "SELECT u.outcome || ' ' || (b.path IS NOT NULL) FROM coder_airgap.upgrades u \
+         LEFT JOIN coder_airgap.backups b ON b.id = u.backup_id",
+    );
+    assert_eq!(upgrade, "succeeded true");
     site.psql("CREATE TABLE made_by_new_release (y int)");
 
     let err = fails(site.airgap().args(["rollback", "--root"]).arg(&site.root));
@@ -251,8 +260,24 @@ fn external_postgres_and_certificate_renewal() {
     };
     assert!(!lasts_30_days(&cert));
 
-    site.start_up();
+    // systemd's readiness protocol: a datagram socket named by NOTIFY_SOCKET.
+    let notify_path = site.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    std::fs::set_permissions(&notify_path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    notify
+        .set_read_timeout(Some(HEALTHY_WITHIN))
+        .expect("timeout");
+    site.start_up_with(&[("NOTIFY_SOCKET", &notify_path.display().to_string())]);
     site.wait_healthy(HEALTHY_WITHIN);
+    let mut messages = String::new();
+    while !messages.contains("READY=1") {
+        let mut buf = [0u8; 512];
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no READY=1 from up ({e}): {messages}"));
+        messages.push_str(&String::from_utf8_lossy(&buf[..n]));
+        messages.push('\n');
+    }
     assert_eq!(site.state()["postgres"]["mode"], "external");
     let boots = cluster
         .psql("extdb", "SELECT count(*) FROM standin_boots")

@@ -153,11 +153,6 @@ impl Layout {
     pub fn current_bin(&self) -> PathBuf {
         self.current().join("bin")
     }
-
-    /// The provider mirror tree of the current release.
-    pub fn current_providers(&self) -> PathBuf {
-        self.current().join("providers")
-    }
 }
 
 #[cfg(test)]

@@ -128,11 +128,6 @@ impl Release {
         self.dir.join("bin").join("coder")
     }
 
-    /// The bundled `terraform` binary.
-    pub fn terraform_bin(&self) -> PathBuf {
-        self.dir.join("bin").join("terraform")
-    }
-
     /// The bundled provider mirror tree.
     pub fn providers_dir(&self) -> PathBuf {
         self.dir.join("providers")

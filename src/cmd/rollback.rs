@@ -3,12 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
-use crate::appliance::config::Config;
-use crate::appliance::layout::Layout;
-use crate::privilege;
-
 /// Return to the release that was current before the last install.
 ///
 /// If the release being left was ever started (its coderd may have migrated the
@@ -24,13 +18,7 @@ pub struct Args {
 
 /// Runs `coder-airgap rollback`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let root = std::path::absolute(&args.root).context("--root")?;
-    let layout = Layout::new(&root);
-    if privilege::is_root() {
-        let config = Config::read(&layout.config_file())?;
-        let user = privilege::ensure_service_user(&config.service_user)?;
-        privilege::reexec_as(&user, privilege::DROPPED_MARKER)?;
-    }
+    let layout = super::as_service_user(&args.root)?;
     let outcome = crate::runtime::block_on(crate::install::rollback::rollback(&layout))??;
     match &outcome.restored {
         Some(r) => println!(

@@ -3,12 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
-use crate::appliance::config::Config;
-use crate::appliance::layout::Layout;
-use crate::privilege;
-
 /// Run the installed appliance in the foreground (what the systemd unit starts).
 ///
 /// Starts PostgreSQL (the embedded server, or checks that the external one answers), then
@@ -36,13 +30,7 @@ pub struct Args {
 
 /// Runs `coder-airgap up`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let root = std::path::absolute(&args.root).context("--root")?;
-    let layout = Layout::new(&root);
-    if privilege::is_root() {
-        let config = Config::read(&layout.config_file())?;
-        let user = privilege::ensure_service_user(&config.service_user)?;
-        privilege::reexec_as(&user, privilege::DROPPED_MARKER)?;
-    }
+    let layout = super::as_service_user(&args.root)?;
     crate::runtime::block_on(crate::supervise::run(layout))??;
     Ok(())
 }

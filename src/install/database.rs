@@ -95,6 +95,12 @@ impl Database {
             });
         }
         let pg = Embedded::start(settings).await?;
+        if pg.initialized() {
+            eprintln!(
+                "created the PostgreSQL cluster in {}",
+                layout.postgres_data().display()
+            );
+        }
         Ok(Database {
             coder_url: pg.coder_url(),
             tree,
@@ -189,8 +195,29 @@ async fn record(
         outcome: ledger::Outcome::Succeeded,
     };
     ledger::record_install(&pool, &row).await?;
+    record_certificates(layout, &pool).await?;
     pool.close().await;
     write_coderd_env(layout, config, release, &db.coder_url)
+}
+
+/// Records the certificates coderd and the mirror serve (renewals re-issue the same names).
+async fn record_certificates(layout: &Layout, pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let leaves = [
+        (layout.coderd_tls_prefix(), "coderd-tls"),
+        (layout.mirror_tls_prefix(), "mirror-tls"),
+    ];
+    for (prefix, purpose) in leaves {
+        let facts = crate::supervise::certificates::leaf(&prefix.with_extension("crt"))
+            .map_err(anyhow::Error::msg)?;
+        let row = ledger::Certificate {
+            serial: facts.serial,
+            names: facts.names,
+            not_after: facts.not_after,
+            purpose: purpose.into(),
+        };
+        ledger::record_certificate(pool, &row).await?;
+    }
+    Ok(())
 }
 
 /// Dumps coderd's database before the switch and leaves an [`UpgradeRecord`] in the new
@@ -208,7 +235,23 @@ async fn backup_before_upgrade(
         from.name, release.name
     ));
     eprintln!("backing up the database to {}", file.display());
-    let info = postgres::dump(&db.tree, &db.coder_url, &file).await?;
+    let upgrade = ledger::record_upgrade(
+        pool,
+        &ledger::NewUpgrade {
+            from_version: from.name.clone(),
+            to_version: release.name.clone(),
+            backup_id: None,
+            outcome: ledger::Outcome::InProgress,
+        },
+    )
+    .await?;
+    let info = match postgres::dump(&db.tree, &db.coder_url, &file).await {
+        Ok(info) => info,
+        Err(e) => {
+            ledger::finish_upgrade(pool, upgrade, ledger::Outcome::Failed).await?;
+            return Err(e.into());
+        }
+    };
     let backup_id = ledger::record_backup(
         pool,
         &ledger::NewBackup {
@@ -220,16 +263,8 @@ async fn backup_before_upgrade(
         },
     )
     .await?;
-    ledger::record_upgrade(
-        pool,
-        &ledger::NewUpgrade {
-            from_version: from.name.clone(),
-            to_version: release.name.clone(),
-            backup_id: Some(backup_id),
-            outcome: ledger::Outcome::Succeeded,
-        },
-    )
-    .await?;
+    ledger::attach_backup(pool, upgrade, backup_id).await?;
+    ledger::finish_upgrade(pool, upgrade, ledger::Outcome::Succeeded).await?;
     let record = UpgradeRecord {
         from: from.name.clone(),
         backup: info.path,

@@ -310,15 +310,21 @@ fn specific_ip(ip: IpAddr) -> Option<IpAddr> {
 /// service user may not be able to reach wherever the operator keeps it).
 fn copy_self(layout: &Layout) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating this program")?;
-    let dest = layout.root().join("bin").join("coder-airgap");
+    let dest = installed_exe(layout);
     if exe == dest {
         return Ok(dest);
     }
+    // /proc/self/exe still reads when the file on disk was replaced or removed meanwhile.
     let tmp = dest.with_extension("partial");
-    std::fs::copy(&exe, &tmp)
+    std::fs::copy("/proc/self/exe", &tmp)
         .with_context(|| format!("copying {} to {}", exe.display(), tmp.display()))?;
     std::fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
     Ok(dest)
+}
+
+/// `ROOT/bin/coder-airgap`, the copy of this program that the unit and the database step run.
+fn installed_exe(layout: &Layout) -> PathBuf {
+    layout.root().join("bin").join("coder-airgap")
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
@@ -348,7 +354,7 @@ fn database_step(layout: &Layout, user: &ServiceUser, name: &str) -> anyhow::Res
     if !privilege::is_root() {
         return crate::runtime::block_on(database::install_step(layout, name, &installer))?;
     }
-    let exe = std::env::current_exe().context("locating this program")?;
+    let exe = installed_exe(layout);
     let root = layout.root().as_os_str().to_owned();
     let args: Vec<std::ffi::OsString> = vec![
         "install-db".into(),

@@ -220,11 +220,6 @@ impl Embedded {
         self.initialized
     }
 
-    /// The settings the server was started with.
-    pub fn settings(&self) -> &EmbeddedSettings {
-        &self.settings
-    }
-
     /// The postmaster's pid from `data_dir/postmaster.pid`, if that process is alive and
     /// is a postgres serving this data directory.
     pub fn postmaster_pid(&self) -> Option<u32> {

@@ -6,8 +6,11 @@
 //! install can group writes. Timestamps cross the wire as Unix microseconds, so no sqlx
 //! time feature is needed; they come back as [`OffsetDateTime`] in UTC.
 
+#[cfg(test)]
 use sqlx::postgres::PgRow;
-use sqlx::{PgExecutor, Row};
+use sqlx::PgExecutor;
+#[cfg(test)]
+use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::{PgError, Result};
@@ -36,6 +39,7 @@ impl Outcome {
         }
     }
 
+    #[cfg(test)] // The read side: tests check what install and rollback record.
     fn parse(text: &str) -> Result<Outcome> {
         Ok(match text {
             "in_progress" => Outcome::InProgress,
@@ -66,6 +70,7 @@ pub struct NewInstall {
     pub outcome: Outcome,
 }
 
+#[cfg(test)] // The read side: tests check what install and rollback record.
 /// A recorded install (a row of `installs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Install {
@@ -118,6 +123,7 @@ pub struct NewBackup {
     pub reason: String,
 }
 
+#[cfg(test)] // The read side: tests check what install and rollback record.
 /// A recorded backup (a row of `backups`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backup {
@@ -148,6 +154,7 @@ pub async fn record_install<'e>(db: impl PgExecutor<'e>, rec: &NewInstall) -> Re
     Ok(id)
 }
 
+#[cfg(test)] // The read side: tests check what install and rollback record.
 /// Every recorded install, oldest first.
 pub async fn list_installs<'e>(db: impl PgExecutor<'e>) -> Result<Vec<Install>> {
     let rows = sqlx::query(
@@ -160,6 +167,7 @@ pub async fn list_installs<'e>(db: impl PgExecutor<'e>) -> Result<Vec<Install>> 
     rows.iter().map(install_from_row).collect()
 }
 
+#[cfg(test)] // The read side: tests check what install and rollback record.
 fn install_from_row(row: &PgRow) -> Result<Install> {
     Ok(Install {
         id: row.try_get("id")?,
@@ -223,6 +231,16 @@ pub async fn finish_upgrade<'e>(db: impl PgExecutor<'e>, id: i64, outcome: Outco
     Ok(())
 }
 
+/// Links upgrade `id` to the backup taken for it.
+pub async fn attach_backup<'e>(db: impl PgExecutor<'e>, id: i64, backup_id: i64) -> Result<()> {
+    sqlx::query("UPDATE coder_airgap.upgrades SET backup_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(backup_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 /// Records a backup; returns its id.
 pub async fn record_backup<'e>(db: impl PgExecutor<'e>, b: &NewBackup) -> Result<i64> {
     let bytes = i64::try_from(b.bytes).map_err(|_| PgError::Ledger("backup too large".into()))?;
@@ -240,6 +258,7 @@ pub async fn record_backup<'e>(db: impl PgExecutor<'e>, b: &NewBackup) -> Result
     Ok(id)
 }
 
+#[cfg(test)] // The read side: tests check what install and rollback record.
 /// The most recent backup, if any (what rollback restores).
 pub async fn latest_backup<'e>(db: impl PgExecutor<'e>) -> Result<Option<Backup>> {
     let row = sqlx::query(
@@ -252,6 +271,7 @@ pub async fn latest_backup<'e>(db: impl PgExecutor<'e>) -> Result<Option<Backup>
     row.as_ref().map(backup_from_row).transpose()
 }
 
+#[cfg(test)] // The read side: tests check what install and rollback record.
 fn backup_from_row(row: &PgRow) -> Result<Backup> {
     let bytes: i64 = row.try_get("bytes")?;
     Ok(Backup {
@@ -272,6 +292,7 @@ fn to_micros(t: OffsetDateTime) -> Result<i64> {
         .map_err(|_| PgError::Ledger(format!("timestamp out of range: {t}")))
 }
 
+#[cfg(test)] // The read side: tests check what install and rollback record.
 fn from_micros(us: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
         .map_err(|e| PgError::Ledger(format!("timestamp out of range: {e}")))

@@ -24,11 +24,11 @@ mod tree;
 #[cfg(test)]
 mod tests;
 
-pub use dump::{dump, hash_file, restore, DumpInfo};
+pub use dump::{dump, hash_file, restore};
 pub use embedded::{Embedded, EmbeddedSettings};
 pub use error::PgError;
-pub use external::{check_external, connect, ServerFacts};
-pub use migrate::{migrate, SCHEMA};
+pub use external::{check_external, connect};
+pub use migrate::migrate;
 pub use tree::Tree;
 
 /// Result type of this module.

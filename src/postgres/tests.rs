@@ -471,8 +471,8 @@ async fn external_checks(pg: &Embedded) -> TestResult {
 }
 
 fn coder_password(pg: &Embedded) -> std::io::Result<String> {
-    let file = pg.settings().secrets_dir.join("coder.password");
-    Ok(std::fs::read_to_string(file)?.trim().to_string())
+    let url = url::Url::parse(&pg.coder_url()).map_err(std::io::Error::other)?;
+    Ok(url.password().unwrap_or_default().to_string())
 }
 
 #[tokio::test]

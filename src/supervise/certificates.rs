@@ -17,8 +17,20 @@ pub(crate) struct Expiry {
     pub days_left: i64,
 }
 
-/// The expiry of the first certificate in the PEM file `path`.
-pub(crate) fn expiry(path: &Path) -> Result<Expiry, String> {
+/// What the appliance records of a leaf certificate (the first one in a PEM file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeafFacts {
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// Subject alternative names, `DNS:name` / `IP:addr`.
+    pub names: Vec<String>,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+/// Reads the first certificate in the PEM file `path`.
+pub(crate) fn leaf(path: &Path) -> Result<LeafFacts, String> {
+    use x509_parser::extensions::GeneralName;
     let fail = |why: String| format!("{}: {why}", path.display());
     let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
     let block = x509_parser::pem::Pem::iter_from_buffer(&pem)
@@ -28,12 +40,44 @@ pub(crate) fn expiry(path: &Path) -> Result<Expiry, String> {
     let cert = block.parse_x509().map_err(|e| fail(e.to_string()))?;
     let not_after = OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
         .map_err(|e| fail(e.to_string()))?;
+    let names = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(d) => Some(format!("DNS:{d}")),
+                GeneralName::IPAddress(ip) => ip_text(ip).map(|ip| format!("IP:{ip}")),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(LeafFacts {
+        serial: cert.raw_serial_as_string().replace(':', ""),
+        names,
+        not_after,
+    })
+}
+
+fn ip_text(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
+}
+
+/// The expiry of the first certificate in the PEM file `path`.
+pub(crate) fn expiry(path: &Path) -> Result<Expiry, String> {
+    let facts = leaf(path)?;
     Ok(Expiry {
         path: path.display().to_string(),
-        not_after: not_after
+        not_after: facts
+            .not_after
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
-        days_left: (not_after - OffsetDateTime::now_utc()).whole_days(),
+        days_left: (facts.not_after - OffsetDateTime::now_utc()).whole_days(),
     })
 }
 
@@ -54,6 +98,12 @@ mod tests {
         let e = expiry(&issued.cert_path)?;
         assert!((19..=20).contains(&e.days_left), "{e:?}");
         assert!(expiry(&tmp.path().join("missing.crt")).is_err());
+        let facts = leaf(&issued.cert_path)?;
+        assert_eq!(facts.names, ["DNS:coder.example.internal"]);
+        assert_eq!(
+            facts.serial,
+            issued.leaf.serial.as_str().to_lowercase().replace(':', "")
+        );
         Ok(())
     }
 }

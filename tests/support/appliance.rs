@@ -130,14 +130,19 @@ impl Site {
 
     /// Starts `up` in the background (stopped with SIGTERM when the site is dropped).
     pub fn start_up(&mut self) {
-        let child = self
-            .airgap()
-            .args(["up", "--root"])
+        self.start_up_with(&[]);
+    }
+
+    /// Starts `up` with extra environment variables (such as `NOTIFY_SOCKET`).
+    pub fn start_up_with(&mut self, env: &[(&str, &str)]) {
+        let mut cmd = self.airgap();
+        cmd.args(["up", "--root"])
             .arg(&self.root)
-            .env("CODER_AIRGAP_LOG", "info")
-            .spawn()
-            .expect("spawn up");
-        self.up = Some(child);
+            .env("CODER_AIRGAP_LOG", "info");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        self.up = Some(cmd.spawn().expect("spawn up"));
     }
 
     /// Sends SIGTERM to `up` and returns its exit status (waits up to 60 s).
