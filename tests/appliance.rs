@@ -86,6 +86,7 @@ fn up_serves_coderd_with_the_posture_and_restarts_what_dies() {
         status["posture"]["CODER_TELEMETRY_ENABLE"], "false",
         "{status}"
     );
+    assert_eq!(status["mirror_health"]["ok"], true, "{status}");
 
     // coderd killed: restarted, a new boot row, the old ones intact.
     let boots = count(&site, "SELECT count(*) FROM standin_boots");

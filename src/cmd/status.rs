@@ -31,7 +31,8 @@ use crate::supervise::{running_up, ProcessId};
 ///   postgres {state, mode, pid, port, version, restarts},
 ///   mirror {state, address, restarts},
 ///   coderd {state, pid, version, restarts, healthy, last_exit},
-///   health {url, ok, error},
+///   health {url, ok, error}: coderd's /healthz,
+///   mirror_health {url, ok, error}: the mirror's /ca.pem,
 ///   certificates {coderd, mirror}: each {path, not_after, days_left} or {error},
 ///   posture {CODER_ACCESS_URL, CODER_TELEMETRY_ENABLE, CODER_UPDATE_CHECK,
 ///            CODER_DERP_SERVER_ENABLE, CODER_BLOCK_DIRECT, CODER_DERP_SERVER_STUN_ADDRESSES,
@@ -62,6 +63,7 @@ struct Report {
     mirror: MirrorReport,
     coderd: CoderdReport,
     health: HealthReport,
+    mirror_health: HealthReport,
     certificates: CertificatesReport,
     posture: Option<Posture>,
     posture_error: Option<String>,
@@ -160,7 +162,8 @@ fn build(layout: &Layout, config: &Config) -> anyhow::Result<Report> {
         postgres: postgres_report(state.as_ref(), up_pid.is_some(), config),
         mirror: mirror_report(state.as_ref(), up_pid.is_some(), config),
         coderd: coderd_report(state.as_ref(), up_pid.is_some()),
-        health: probe(layout, config)?,
+        health: probe(layout, config, &config.listen, "/healthz")?,
+        mirror_health: probe(layout, config, &config.mirror_listen, "/ca.pem")?,
         certificates: CertificatesReport {
             coderd: cert(layout.coderd_tls_prefix().with_extension("crt")),
             mirror: cert(layout.mirror_tls_prefix().with_extension("crt")),
@@ -244,8 +247,13 @@ fn coderd_report(state: Option<&State>, up: bool) -> CoderdReport {
 }
 
 /// Probes /healthz now, as `up` does.
-fn probe(layout: &Layout, config: &Config) -> anyhow::Result<HealthReport> {
-    let probe = match HealthProbe::new(&layout.ca_bundle(), &config.access_url, &config.listen) {
+fn probe(
+    layout: &Layout,
+    config: &Config,
+    listen: &str,
+    path: &str,
+) -> anyhow::Result<HealthReport> {
+    let probe = match HealthProbe::new(&layout.ca_bundle(), &config.access_url, listen) {
         Ok(probe) => probe,
         Err(e) => {
             return Ok(HealthReport {
@@ -255,8 +263,9 @@ fn probe(layout: &Layout, config: &Config) -> anyhow::Result<HealthReport> {
             })
         }
     };
-    let url = Some(probe.url());
-    let result = crate::runtime::block_on(async move { probe.check().await })?;
+    let url = Some(probe.url_of(path));
+    let path = path.to_string();
+    let result = crate::runtime::block_on(async move { probe.get_ok(&path).await })?;
     Ok(HealthReport {
         url,
         ok: result.is_ok(),
@@ -289,6 +298,9 @@ fn problems(r: &Report) -> Vec<String> {
     if let Some(e) = &r.health.error {
         out.push(format!("coderd health check failed: {e}"));
     }
+    if let Some(e) = &r.mirror_health.error {
+        out.push(format!("mirror check failed: {e}"));
+    }
     out
 }
 
@@ -305,6 +317,7 @@ fn human(r: &Report) -> String {
         ("mirror".into(), mirror_line(&r.mirror)),
         ("coderd".into(), coderd_line(&r.coderd)),
         ("health".into(), health_line(&r.health)),
+        ("mirror check".into(), health_line(&r.mirror_health)),
         ("cert coderd".into(), cert_line(&r.certificates.coderd)),
         ("cert mirror".into(), cert_line(&r.certificates.mirror)),
     ];

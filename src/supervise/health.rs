@@ -90,10 +90,9 @@ impl HealthProbe {
         Ok(HealthProbe { client, base })
     }
 
-    /// The URL [`HealthProbe::check`] probes (host from the access URL, port from the
-    /// listener).
-    pub(crate) fn url(&self) -> String {
-        format!("{}/healthz", self.base)
+    /// The URL of `path` (starting with `/`) on the probed server.
+    pub(crate) fn url_of(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     /// One probe: `Ok` when coderd answered 200 to `GET /healthz`.
@@ -104,7 +103,7 @@ impl HealthProbe {
     /// `GET path` (starting with `/`) on the same server, with the same trust and name:
     /// `Ok` on 200. `doctor` uses it for the mirror's `/ca.pem` and provider indexes.
     pub(crate) async fn get_ok(&self, path: &str) -> Result<(), HealthError> {
-        let url = format!("{}{path}", self.base);
+        let url = self.url_of(path);
         let response = match self.client.get(&url).send().await {
             Ok(response) => response,
             Err(e) => {
@@ -200,7 +199,7 @@ mod tests {
         let good = serve(&ours, tmp.path()).await?;
         let probe = HealthProbe::new(&bundle, access, &format!("0.0.0.0:{}", good.port()))?;
         assert_eq!(
-            probe.url(),
+            probe.url_of("/healthz"),
             format!("https://coder.example.internal:{}/healthz", good.port())
         );
         probe.check().await?;
