@@ -76,7 +76,7 @@ pub fn install(req: &Request) -> anyhow::Result<Outcome> {
     create_tree(&layout)?;
     let _lock = lock_install(&layout)?;
     remove_stale_staging(&layout)?;
-    let name = unpack_release(req, &layout, &key)?;
+    let name = unpack_release(req, &layout, &key, &unverified)?;
     let replaced = Release::current(&layout)
         .ok()
         .map(|r| r.name)
@@ -206,10 +206,14 @@ fn remove_stale_staging(layout: &Layout) -> anyhow::Result<()> {
 /// Verifies and unpacks the bundle into `releases/VERSION-SEQUENCE` (or, when that
 /// release is already there, verifies the bundle again without unpacking) and returns the
 /// release name.
-fn unpack_release(req: &Request, layout: &Layout, key: &PublicKey) -> anyhow::Result<String> {
+fn unpack_release(
+    req: &Request,
+    layout: &Layout,
+    key: &PublicKey,
+    unverified: &Manifest,
+) -> anyhow::Result<String> {
     let bar = Bar::new();
-    let unverified = airgap_bundle::read_manifest_unverified(&req.bundle)?;
-    let name = Release::dir_name(&unverified);
+    let name = Release::dir_name(unverified);
     let dir = layout.release(&name);
     if dir.exists() && !dir.join(MANIFEST_FILE).exists() {
         // A previous install was killed between unpack and saving the manifest.
