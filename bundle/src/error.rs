@@ -61,6 +61,35 @@ pub enum BundleError {
         /// Which signature.
         what: String,
     },
+    /// A legacy (non-prehashed, `Ed`) minisign signature: refused everywhere, so the
+    /// detached signature and the manifest's are held to one scheme.
+    #[error("{what} is a legacy (non-prehashed) minisign signature: re-sign with `coder-airgap pack` or `minisign -S` (prehashed)")]
+    LegacySignature {
+        /// Which signature.
+        what: String,
+    },
+    /// A signature file is larger than any minisign signature.
+    #[error("signature file {path} is {size} bytes, over the {limit}-byte limit: not a minisign signature")]
+    SignatureTooLarge {
+        /// The signature file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A bundle, signature or key given on the command line is not a regular file (a FIFO,
+    /// a device such as `/dev/zero`, a directory): reading it could hang or never end.
+    #[error("{path} is a {kind}, not a regular file: give the file itself (copy it off the medium first)")]
+    NotRegularFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// A name or path in the signed manifest may not become part of a path.
+    #[error(transparent)]
+    InvalidName(#[from] crate::names::NameError),
     /// A signature was made by another key than the trusted one.
     #[error("{what} was signed by key {signed_by}, but the trusted key is {trusted}: wrong --pubkey, or a bundle from someone else")]
     WrongKey {

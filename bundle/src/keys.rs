@@ -113,7 +113,7 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 impl PublicKey {
     /// Reads a minisign public key file (`untrusted comment:` line, then the key).
     pub fn from_file(path: &Path) -> Result<PublicKey> {
-        let text = std::fs::read_to_string(path).at(path)?;
+        let text = read_key_file(path)?;
         PublicKey::from_text(&text, path)
     }
 
@@ -142,7 +142,7 @@ impl PublicKey {
 impl SecretKey {
     /// Reads and, if it is encrypted, decrypts a minisign secret key file.
     pub fn from_file(path: &Path, password: Option<String>) -> Result<SecretKey> {
-        let text = std::fs::read_to_string(path).at(path)?;
+        let text = read_key_file(path)?;
         let bad = |reason: String| BundleError::Key {
             path: path.to_path_buf(),
             reason,
@@ -163,7 +163,7 @@ impl SecretKey {
 
     /// Whether the secret key file at `path` needs a password.
     pub fn file_is_encrypted(path: &Path) -> Result<bool> {
-        let text = std::fs::read_to_string(path).at(path)?;
+        let text = read_key_file(path)?;
         Ok(is_encrypted(&text))
     }
 }
@@ -203,6 +203,19 @@ fn unencrypted_key(text: &str) -> std::result::Result<SecretKey, String> {
         return Err("checksum mismatch: corrupted key".into());
     }
     key_from_bytes(&raw)
+}
+
+/// Largest key file read (real ones are under 400 bytes).
+const MAX_KEY_FILE_BYTES: u64 = 16 * 1024;
+
+/// Reads a key file: a regular file of at most [`MAX_KEY_FILE_BYTES`].
+fn read_key_file(path: &Path) -> Result<String> {
+    crate::open::read_text_limited(path, MAX_KEY_FILE_BYTES, |size| BundleError::Key {
+        path: path.to_path_buf(),
+        reason: format!(
+            "is {size} bytes, over the {MAX_KEY_FILE_BYTES}-byte limit: not a minisign key"
+        ),
+    })
 }
 
 /// The base64 line of a minisign key or signature file (the first non-comment line).

@@ -5,13 +5,18 @@
 //! - [`verify`] and [`unpack`] read a bundle once, in bounded memory, and refuse anything
 //!   that is not exactly what the signed manifest describes.
 //! - [`keys`] makes and loads minisign keys; the stock `minisign` tool interoperates.
+//! - [`names`] checks every manifest name that becomes part of a path; [`escape`] shows
+//!   untrusted text on a terminal without letting it control the terminal.
 //!
 //! The format is written down in `docs/bundle-format.md`.
 
 mod error;
+pub mod escape;
 mod hashing;
 pub mod keys;
 pub mod manifest;
+pub mod names;
+mod open;
 mod pack;
 mod parallel_gzip;
 mod read;
@@ -26,7 +31,7 @@ pub use manifest::Manifest;
 pub use pack::{pack, signature_path, PackOptions, PackSummary, LOCK_FILE};
 pub use parallel_gzip::ParallelGzWriter;
 pub use read::{read_manifest_unverified, verify, Verified, VerifyOptions};
-pub use unpack::{unpack, STAGING_PREFIX};
+pub use unpack::{unpack, unpack_staged, Staged, STAGING_PREFIX};
 
 /// Progress reporting for long operations; the CLI draws bars, libraries and tests pass `&()`.
 pub trait Progress: Sync {

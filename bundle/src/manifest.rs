@@ -88,7 +88,10 @@ pub struct FileEntry {
 impl Manifest {
     /// Total size of all files in bytes.
     pub fn total_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        // Saturating: an unverified manifest may claim sizes that overflow.
+        self.files
+            .iter()
+            .fold(0u64, |sum, f| sum.saturating_add(f.size))
     }
 
     /// The SHA256SUMS file content (coreutils format) that matches this manifest.
@@ -174,6 +177,9 @@ pub fn check_path(path: &str) -> Result<()> {
     if path.contains('\0') || path.contains('\\') {
         return Err(unsafe_path("NUL or backslash in path"));
     }
+    if path.chars().any(crate::escape::needs_escape) {
+        return Err(unsafe_path("control or bidirectional character in path"));
+    }
     for part in path.split('/') {
         match part {
             ".." => return Err(unsafe_path("parent-directory component")),
@@ -203,6 +209,9 @@ mod tests {
             "a/",
             "manifest.json",
             "a\\b",
+            "a\u{1b}[2J",
+            "a\u{202e}b",
+            "a\nb",
         ] {
             assert!(check_path(bad).is_err(), "{bad:?} accepted");
         }

@@ -21,13 +21,14 @@ use crate::manifest::{
     DirEntry, FileEntry, Manifest, MANIFEST_NAME, MANIFEST_SIG_NAME, MAX_MANIFEST_BYTES,
     SHA256SUMS_NAME,
 };
+use crate::open::{open_regular, read_text_limited};
 use crate::pack::signature_path;
 use crate::signature::{Prehash, Signature};
 use crate::tar_reader::{Header, TarReader};
 use crate::Progress;
 
-/// Largest `.minisig` accepted (real ones are ~300 bytes).
-const MAX_SIGNATURE_BYTES: u64 = 4096;
+/// Largest `.minisig` accepted (real ones are ~300 bytes), detached or inside the bundle.
+pub const MAX_SIGNATURE_BYTES: u64 = 4096;
 const READ_CHUNK: usize = 1 << 20;
 
 /// How strictly to check a bundle.
@@ -100,8 +101,7 @@ pub(crate) fn read_bundle(
     let what = format!("bundle signature {}", sig_path.display());
     detached.check_key(key, &what)?;
 
-    let file = File::open(bundle).at(bundle)?;
-    let bundle_bytes = file.metadata().at(bundle)?.len();
+    let (file, bundle_bytes) = open_regular(bundle)?;
     progress.phase("verifying", bundle_bytes);
     let (chunks, reader) = spawn_file_reader(file, bundle.to_path_buf());
     // `check_stream` owns the receiving end; once it returns, success or not, the reader
@@ -111,7 +111,7 @@ pub(crate) fn read_bundle(
         .join()
         .map_err(|_| BundleError::Corrupt("reader thread panicked".into()))?;
     let manifest = checked?;
-    detached.verify_prehash(key, hash?, &what)?;
+    detached.verify(key, hash?, &what)?;
     Ok(Verified {
         manifest,
         key_id: key.id,
@@ -135,30 +135,33 @@ fn check_stream(
     Ok(manifest)
 }
 
-/// Reads only the manifest, without any signature check: for `inspect` without a key.
+/// Reads only the manifest, without any signature check: for `inspect` without a key, and
+/// for install's early refusals (sequence, disk). Nothing it returns may name, create or
+/// delete a path, and its strings must be shown through [`crate::escape::Escaped`]. Its
+/// names are not checked ([`crate::names`]), so that `inspect` can show what a hostile
+/// bundle claims.
 pub fn read_manifest_unverified(bundle: &Path) -> Result<Manifest> {
-    let file = File::open(bundle).at(bundle)?;
+    let (file, _) = open_regular(bundle)?;
     let mut tar = TarReader::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file)));
     let bytes = read_small(&mut tar, 0, MANIFEST_NAME, MAX_MANIFEST_BYTES)?;
     Manifest::from_bytes(&bytes)
 }
 
+/// Reads the detached signature: a regular file of at most [`MAX_SIGNATURE_BYTES`].
 fn read_signature(path: &Path) -> Result<Signature> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => BundleError::MissingSignature {
-            path: path.to_path_buf(),
-        },
-        _ => BundleError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        },
-    })?;
-    if meta.len() > MAX_SIGNATURE_BYTES {
-        return Err(BundleError::MalformedSignature {
-            what: path.display().to_string(),
-        });
-    }
-    let text = std::fs::read_to_string(path).at(path)?;
+    let too_large = |size| BundleError::SignatureTooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit: MAX_SIGNATURE_BYTES,
+    };
+    let text = match read_text_limited(path, MAX_SIGNATURE_BYTES, too_large) {
+        Err(BundleError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Err(BundleError::MissingSignature {
+                path: path.to_path_buf(),
+            })
+        }
+        other => other?,
+    };
     Signature::parse(&text, &path.display().to_string())
 }
 
@@ -174,8 +177,9 @@ fn read_manifest<R: Read>(
         what: MANIFEST_SIG_NAME.into(),
     })?;
     let sig = Signature::parse(&sig_text, MANIFEST_SIG_NAME)?;
-    sig.verify_bytes(key, &bytes, MANIFEST_NAME)?;
+    sig.verify(key, Prehash::of(&bytes), MANIFEST_NAME)?;
     let manifest = Manifest::from_bytes(&bytes)?;
+    crate::names::check_manifest(&manifest)?;
     check_expiry(&manifest, opts)?;
     let sums = manifest.sha256sums();
     let found = read_small(tar, 2, SHA256SUMS_NAME, sums.len() as u64)?;

@@ -13,7 +13,7 @@ use crate::keys::{key_id, KeyId, PublicKey, SecretKey};
 
 /// Signature algorithm tag of prehashed (BLAKE2b-512) signatures.
 const PREHASHED: &[u8; 2] = b"ED";
-/// Tag of legacy signatures over the raw data.
+/// Tag of legacy signatures over the raw data: parsed so the refusal can name it, never accepted.
 const LEGACY: &[u8; 2] = b"Ed";
 
 /// A parsed minisign signature.
@@ -33,6 +33,12 @@ pub struct Signature {
 pub struct Prehash(Blake2b512);
 
 impl Prehash {
+    /// The prehash of `bytes`.
+    pub fn of(bytes: &[u8]) -> Prehash {
+        let mut hash = Prehash::default();
+        hash.update(bytes);
+        hash
+    }
     /// Adds bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
@@ -122,24 +128,26 @@ impl Signature {
         })
     }
 
-    /// Checks this signature over in-memory `data` with `key`.
-    pub fn verify_bytes(&self, key: &PublicKey, data: &[u8], what: &str) -> Result<()> {
-        if &self.algorithm == LEGACY {
-            return self.verify_message(key, data, what);
-        }
-        let mut hash = Prehash::default();
-        hash.update(data);
-        self.verify_prehash(key, hash, what)
-    }
-
-    /// Checks this (prehashed) signature against a finished prehash of the data.
-    pub fn verify_prehash(&self, key: &PublicKey, hash: Prehash, what: &str) -> Result<()> {
+    /// The one check every signature passes, the detached one over the whole bundle and
+    /// the manifest's inside it alike: made by `key`, prehashed (legacy `Ed` signatures are
+    /// refused on both), the signature over `hash` and the global signature over the
+    /// trusted comment both valid.
+    pub fn verify(&self, key: &PublicKey, hash: Prehash, what: &str) -> Result<()> {
+        self.check_key(key, what)?;
         if &self.algorithm != PREHASHED {
-            return Err(BundleError::MalformedSignature {
-                what: format!("{what} (legacy, non-prehashed)"),
+            return Err(BundleError::LegacySignature {
+                what: what.to_string(),
             });
         }
-        self.verify_message(key, &hash.finish(), what)
+        let bad = || BundleError::BadSignature {
+            what: what.to_string(),
+        };
+        let sig = ed25519_compact::Signature::from_slice(&self.sig).map_err(|_| bad())?;
+        key.key.verify(hash.finish(), &sig).map_err(|_| bad())?;
+        let mut global_msg = self.sig.to_vec();
+        global_msg.extend_from_slice(self.trusted_comment.as_bytes());
+        let global = ed25519_compact::Signature::from_slice(&self.global).map_err(|_| bad())?;
+        key.key.verify(&global_msg, &global).map_err(|_| bad())
     }
 
     /// Fails with [`BundleError::WrongKey`] unless this signature was made by `key`.
@@ -152,18 +160,5 @@ impl Signature {
             });
         }
         Ok(())
-    }
-
-    fn verify_message(&self, key: &PublicKey, message: &[u8], what: &str) -> Result<()> {
-        self.check_key(key, what)?;
-        let bad = || BundleError::BadSignature {
-            what: what.to_string(),
-        };
-        let sig = ed25519_compact::Signature::from_slice(&self.sig).map_err(|_| bad())?;
-        key.key.verify(message, &sig).map_err(|_| bad())?;
-        let mut global_msg = self.sig.to_vec();
-        global_msg.extend_from_slice(self.trusted_comment.as_bytes());
-        let global = ed25519_compact::Signature::from_slice(&self.global).map_err(|_| bad())?;
-        key.key.verify(&global_msg, &global).map_err(|_| bad())
     }
 }

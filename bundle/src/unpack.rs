@@ -14,8 +14,45 @@ use crate::manifest::{DirEntry, FileEntry};
 use crate::read::{read_bundle, Sink, Verified, VerifyOptions};
 use crate::Progress;
 
-/// Prefix of staging directories, so leftovers of a killed run are recognisable.
+/// Prefix of staging directories, so leftovers of a killed run are recognisable. No name
+/// taken from a bundle may start with it ([`crate::names::RESERVED_PREFIXES`]).
 pub const STAGING_PREFIX: &str = ".coder-airgap-unpack-";
+
+/// A verified bundle unpacked into a staging directory `PARENT/.coder-airgap-unpack-XXXXXX`
+/// whose name comes from this crate, never from the bundle. Removed when dropped, unless
+/// [`Staged::persist`] moved it into place.
+#[derive(Debug)]
+pub struct Staged {
+    dir: tempfile::TempDir,
+    verified: Verified,
+}
+
+impl Staged {
+    /// The staging directory, complete and verified.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// What was verified.
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// Renames the staging directory to `into` (which must not exist, in the same parent)
+    /// and syncs the parent. On failure the staging directory is removed.
+    pub fn persist(self, into: &Path) -> Result<Verified> {
+        let staged = self.dir.keep();
+        if let Err(source) = std::fs::rename(&staged, into) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(BundleError::Io {
+                path: into.to_path_buf(),
+                source,
+            });
+        }
+        sync_dir(&parent_of(into))?;
+        Ok(self.verified)
+    }
+}
 
 /// Verifies `bundle` against `key` and extracts its stage tree as the new directory `into`.
 pub fn unpack(
@@ -30,14 +67,24 @@ pub fn unpack(
             path: into.to_path_buf(),
         });
     }
-    let parent = match into.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    unpack_staged(bundle, key, &parent_of(into), opts, progress)?.persist(into)
+}
+
+/// Verifies `bundle` against `key` and extracts its stage tree into a new staging
+/// directory in `parent`; every check, including the detached signature over the whole
+/// file, has passed when this returns. The caller decides, from the verified manifest,
+/// where it goes ([`Staged::persist`]); on any failure nothing is left in `parent`.
+pub fn unpack_staged(
+    bundle: &Path,
+    key: &PublicKey,
+    parent: &Path,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<Staged> {
     let staging = tempfile::Builder::new()
         .prefix(STAGING_PREFIX)
-        .tempdir_in(&parent)
-        .at(&parent)?;
+        .tempdir_in(parent)
+        .at(parent)?;
     let mut sink = DirSink {
         root: staging.path().to_path_buf(),
         dirs: Vec::new(),
@@ -46,16 +93,17 @@ pub fn unpack(
     sink.apply_dir_modes()?;
     std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
         .at(staging.path())?;
-    let staged = staging.keep();
-    std::fs::rename(&staged, into).map_err(|source| {
-        let _ = std::fs::remove_dir_all(&staged);
-        BundleError::Io {
-            path: into.to_path_buf(),
-            source,
-        }
-    })?;
-    sync_dir(&parent)?;
-    Ok(verified)
+    Ok(Staged {
+        dir: staging,
+        verified,
+    })
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Writes entries under `root`; directory modes are applied last so a read-only

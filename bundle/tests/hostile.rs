@@ -527,3 +527,392 @@ fn byte_flips_in_every_region_are_caught_by_inner_checks() {
         }
     }
 }
+
+/// A signed bundle of the honest entries whose manifest is `edit`ed first.
+fn with_manifest(keys: &Keys, edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
+    let mut m = honest_manifest();
+    edit(&mut m);
+    bundle(keys, &m, honest_entries())
+}
+
+/// A signed bundle whose manifest text has `from` replaced by `to` (for values the
+/// `Manifest` type cannot even hold).
+fn with_manifest_text(keys: &Keys, from: &str, to: &str) -> Vec<u8> {
+    let m = honest_manifest();
+    let text = String::from_utf8(m.to_bytes().expect("bytes")).expect("utf8");
+    assert!(text.contains(from), "{from} not in the manifest");
+    let text = text.replace(from, to);
+    let mut members = metadata_raw(text.as_bytes(), &m.sha256sums(), &keys.secret);
+    members.extend(honest_entries());
+    gzip(&tar_bytes(&members))
+}
+
+fn name_refused(field: &'static str) -> impl Fn(&BundleError) -> bool {
+    move |e| matches!(e, BundleError::InvalidName(n) if n.field == field)
+}
+
+#[test]
+fn hostile_names_in_a_signed_manifest() {
+    // Validly signed: only the name checks stand between these and a path outside the
+    // release directory (install names it VERSION-SEQUENCE).
+    let keys = forge::keys();
+    let overlong = "1".repeat(airgap_bundle::names::MAX_NAME_BYTES + 1);
+    let versions = [
+        "../x",
+        "../../victim",
+        "a/b",
+        ".",
+        "..",
+        ".coder-airgap-unpack-x",
+        ".hidden",
+        "",
+        overlong.as_str(),
+        "1\u{1b}[2J",
+        "1\u{202e}0",
+        "1 0",
+    ];
+    for version in versions {
+        let gz = with_manifest(&keys, |m| m.version = version.to_string());
+        case_with(
+            &format!("version {version:?}"),
+            &keys,
+            &gz,
+            name_refused("version"),
+        );
+    }
+    let gz = with_manifest(&keys, |m| m.name = "x\u{9b}31m".into());
+    case_with(
+        "bundle name with a C1 control",
+        &keys,
+        &gz,
+        name_refused("bundle name"),
+    );
+    let gz = with_manifest(&keys, |m| m.platform = "linux/../amd64".into());
+    case_with(
+        "platform with separators",
+        &keys,
+        &gz,
+        name_refused("platform"),
+    );
+
+    let component = |name: &str, version: &str, paths: &[&str]| {
+        let c: airgap_bundle::manifest::Component = serde_json::from_value(serde_json::json!({
+            "version": version, "paths": paths,
+        }))
+        .expect("component");
+        (name.to_string(), c)
+    };
+    let hostile: [(&str, (String, _), &'static str); 6] = [
+        (
+            "component path ../",
+            component("coderd", "1", &["../../etc"]),
+            "component coderd path",
+        ),
+        (
+            "component path absolute",
+            component("coderd", "1", &["/etc/passwd"]),
+            "component coderd path",
+        ),
+        (
+            "component path a/../..",
+            component("coderd", "1", &["d/../../x"]),
+            "component coderd path",
+        ),
+        (
+            "component path hidden",
+            component("coderd", "1", &[".manifest.json"]),
+            "component coderd path",
+        ),
+        (
+            "component name ../",
+            component("../x", "1", &["a.txt"]),
+            "component name",
+        ),
+        (
+            "component version escape",
+            component("coderd", "\u{1b}]0;pwned\u{7}", &["a.txt"]),
+            "component coderd version",
+        ),
+    ];
+    for (label, (name, c), field) in hostile {
+        let gz = with_manifest(&keys, |m| {
+            m.components.insert(name, c);
+        });
+        case_with(label, &keys, &gz, name_refused(field));
+    }
+    // The same manifest with honest component names passes.
+    let gz = with_manifest(&keys, |m| {
+        let (name, c) = component("coderd", "2.35.3", &["d/b.bin", "d"]);
+        m.components.insert(name, c);
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_signed(dir.path(), "ok.tar.gz", &gz, &keys.secret);
+    verify(&path, &keys.public, &VerifyOptions::default(), &()).expect("honest components");
+}
+
+#[test]
+fn hostile_sequences_in_a_signed_manifest() {
+    let keys = forge::keys();
+    for bad in ["-1", "1.5", "\"1\"", "18446744073709551616", "null"] {
+        let gz = with_manifest_text(&keys, "\"sequence\": 1,", &format!("\"sequence\": {bad},"));
+        case(&format!("sequence {bad}"), &keys, &gz, |e| {
+            matches!(e, BundleError::BadManifest(_))
+        });
+    }
+    // Representable, but past what the ledger stores.
+    let gz = with_manifest(&keys, |m| m.sequence = u64::MAX);
+    case_with("sequence u64::MAX", &keys, &gz, name_refused("sequence"));
+}
+
+#[test]
+fn legacy_signatures_are_refused_inside_and_outside() {
+    let keys = forge::keys();
+    let m = honest_manifest();
+    let bytes = m.to_bytes().expect("bytes");
+    let mut members = metadata(&m, &keys.secret);
+    members[1] = Raw::file(
+        "manifest.json.minisig",
+        forge::sign_legacy(&keys, &bytes, "legacy").as_bytes(),
+    );
+    members.extend(honest_entries());
+    case(
+        "legacy manifest signature",
+        &keys,
+        &gzip(&tar_bytes(&members)),
+        |e| matches!(e, BundleError::LegacySignature { what } if what == "manifest.json"),
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gz = honest(&keys);
+    let path = write_signed(dir.path(), "b.tar.gz", &gz, &keys.secret);
+    std::fs::write(
+        airgap_bundle::signature_path(&path),
+        forge::sign_legacy(&keys, &gz, "legacy"),
+    )
+    .expect("write");
+    refused(
+        "legacy detached signature",
+        &keys,
+        dir.path(),
+        &path,
+        |e| matches!(e, BundleError::LegacySignature { what } if what.contains("b.tar.gz.minisig")),
+    );
+}
+
+/// Runs `f` on its own thread; a call that does not return within `secs` fails the test
+/// (instead of hanging it).
+fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("{what}: no answer within {secs} s (hung)"))
+}
+
+fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+}
+
+/// verify, unpack and the unverified manifest read, each bounded in time, all refusing
+/// `bundle_path` as `expect` says.
+fn refused_in_time(
+    name: &str,
+    keys: &Keys,
+    dir: &Path,
+    bundle_path: &Path,
+    with_unverified: bool,
+    expect: fn(&BundleError) -> bool,
+) {
+    let (public, bundle) = (keys.public.clone(), bundle_path.to_path_buf());
+    let err = within(20, name, move || {
+        verify(&bundle, &public, &VerifyOptions::default(), &()).expect_err("verify")
+    });
+    assert!(expect(&err), "{name}: verify gave the wrong error: {err}");
+    let before = listing(dir);
+    let (public, bundle, target) = (
+        keys.public.clone(),
+        bundle_path.to_path_buf(),
+        dir.join("target"),
+    );
+    let err = within(20, name, move || {
+        unpack(&bundle, &public, &target, &VerifyOptions::default(), &()).expect_err("unpack")
+    });
+    assert!(expect(&err), "{name}: unpack gave the wrong error: {err}");
+    assert_eq!(listing(dir), before, "{name}: unpack left something behind");
+    if with_unverified {
+        let bundle = bundle_path.to_path_buf();
+        let err = within(20, name, move || {
+            airgap_bundle::read_manifest_unverified(&bundle).expect_err("inspect")
+        });
+        assert!(
+            expect(&err),
+            "{name}: the unverified read gave the wrong error: {err}"
+        );
+    }
+}
+
+#[test]
+fn special_files_as_bundle_or_signature_neither_hang_nor_fill_memory() {
+    let keys = forge::keys();
+    let not_regular = |kind: &'static str| -> fn(&BundleError) -> bool {
+        match kind {
+            "FIFO" => |e| matches!(e, BundleError::NotRegularFile { kind: "FIFO", .. }),
+            "character device" => |e| {
+                matches!(
+                    e,
+                    BundleError::NotRegularFile {
+                        kind: "character device",
+                        ..
+                    }
+                )
+            },
+            _ => |e| {
+                matches!(
+                    e,
+                    BundleError::NotRegularFile {
+                        kind: "directory",
+                        ..
+                    }
+                )
+            },
+        }
+    };
+
+    // The bundle is a FIFO (no writer ever comes), a link to /dev/zero, a directory; a
+    // valid detached signature lies beside each.
+    let sig = forge::sign_reader_text(&keys, &honest(&keys));
+    for (label, kind) in [
+        ("FIFO as bundle", "FIFO"),
+        ("/dev/zero link as bundle", "character device"),
+        ("directory as bundle", "directory"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("b.tar.gz");
+        match kind {
+            "FIFO" => mkfifo(&path),
+            "character device" => std::os::unix::fs::symlink("/dev/zero", &path).expect("ln"),
+            _ => std::fs::create_dir(&path).expect("mkdir"),
+        }
+        std::fs::write(airgap_bundle::signature_path(&path), &sig).expect("sig");
+        refused_in_time(label, &keys, dir.path(), &path, true, not_regular(kind));
+    }
+
+    // The detached signature is a FIFO, a link to /dev/zero, or huge.
+    for (label, kind) in [
+        ("FIFO as signature", "FIFO"),
+        ("/dev/zero link as signature", "character device"),
+        ("1 MiB signature", "large"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_signed(dir.path(), "b.tar.gz", &honest(&keys), &keys.secret);
+        let sig_path = airgap_bundle::signature_path(&path);
+        std::fs::remove_file(&sig_path).expect("rm");
+        match kind {
+            "FIFO" => mkfifo(&sig_path),
+            "character device" => std::os::unix::fs::symlink("/dev/zero", &sig_path).expect("ln"),
+            _ => std::fs::write(&sig_path, vec![b'A'; 1 << 20]).expect("write"),
+        }
+        let expect = match kind {
+            "large" => |e: &BundleError| matches!(e, BundleError::SignatureTooLarge { .. }),
+            kind => not_regular(kind),
+        };
+        refused_in_time(label, &keys, dir.path(), &path, false, expect);
+    }
+}
+
+#[test]
+fn unverified_manifests_show_hostile_strings_escaped() {
+    // inspect without a key reads the manifest as it is (names unchecked, so the operator
+    // sees what a hostile bundle claims) and must show it without terminal controls.
+    let keys = forge::keys();
+    let hostile = "1\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}gpj.exe\u{7f}";
+    let gz = with_manifest(&keys, |m| {
+        m.version = hostile.into();
+        m.name = hostile.into();
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_signed(dir.path(), "b.tar.gz", &gz, &keys.secret);
+    let m = airgap_bundle::read_manifest_unverified(&path).expect("unverified read");
+    assert_eq!(m.version, hostile);
+    let shown = airgap_bundle::escape::Escaped(&m.version).to_string();
+    assert!(
+        !shown
+            .chars()
+            .any(|c| c.is_control() || airgap_bundle::escape::needs_escape(c) && c != '\\'),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains("\\x1b[2J") && shown.contains("\\u{202e}"),
+        "{shown}"
+    );
+    let json =
+        airgap_bundle::escape::json_for_terminal(&serde_json::to_string_pretty(&m).expect("json"));
+    assert!(
+        !json
+            .chars()
+            .any(|c| c != '\n' && (c.is_control() || c == '\u{202e}')),
+        "{json}"
+    );
+    // The verified path refuses it outright.
+    let err = verify(&path, &keys.public, &VerifyOptions::default(), &()).expect_err("verify");
+    assert!(matches!(err, BundleError::InvalidName(_)), "{err}");
+    assert!(!err.to_string().chars().any(|c| c.is_control()), "{err}");
+}
+
+#[test]
+fn inspect_stays_linear_in_files_and_paths() {
+    // 20,000 files and a component with 20,000 paths: the manifest check and the unverified
+    // read are near-linear (a quadratic duplicate search would take minutes here).
+    let keys = forge::keys();
+    let n = 20_000;
+    let names: Vec<String> = (0..n).map(|i| format!("f/{i:06}")).collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|p| (p.as_str(), A)).collect();
+    let mut m = manifest_for(&files, &["f"]);
+    let c: airgap_bundle::manifest::Component =
+        serde_json::from_value(serde_json::json!({"version": "1", "paths": names}))
+            .expect("component");
+    m.components.insert("many".into(), c);
+    let entries: Vec<Raw> = std::iter::once(Raw::dir("f"))
+        .chain(names.iter().map(|p| Raw::file(p, A)))
+        .collect();
+    let gz = bundle(&keys, &m, entries);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_signed(dir.path(), "b.tar.gz", &gz, &keys.secret);
+    let read = within(60, "unverified read of 20,000 files", move || {
+        airgap_bundle::read_manifest_unverified(&path).map(|m| m.files.len())
+    });
+    assert_eq!(read.expect("read"), n);
+    let err = within(60, "duplicate detection", move || {
+        let mut dup = m.clone();
+        dup.files.push(dup.files[0].clone());
+        Manifest::from_bytes(&dup.to_bytes().expect("bytes")).expect_err("duplicate")
+    });
+    assert!(
+        matches!(err, BundleError::BadManifest(ref s) if s.contains("twice")),
+        "{err}"
+    );
+}
+
+/// [`case`] for a refusal predicate that captures (a closure, not a fn pointer).
+fn case_with(name: &str, keys: &Keys, gz: &[u8], expect: impl Fn(&BundleError) -> bool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_signed(dir.path(), "bundle.tar.gz", gz, &keys.secret);
+    let err = verify(&path, &keys.public, &VerifyOptions::default(), &()).expect_err(name);
+    assert!(expect(&err), "{name}: verify gave the wrong error: {err}");
+    let before = listing(dir.path());
+    let err = unpack(
+        &path,
+        &keys.public,
+        &dir.path().join("target"),
+        &VerifyOptions::default(),
+        &(),
+    )
+    .expect_err(name);
+    assert!(expect(&err), "{name}: unpack gave the wrong error: {err}");
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "{name}: unpack left something behind"
+    );
+}

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use airgap_bundle::names::{self, NameError};
 use airgap_bundle::Manifest;
 
 use super::layout::Layout;
@@ -12,6 +13,23 @@ use crate::sync::lock::Lock;
 
 /// File in a release directory holding the verified manifest, written by `install`.
 pub const MANIFEST_FILE: &str = ".manifest.json";
+/// Where a release holds coderd.
+pub const CODER_BIN: &str = "bin/coder";
+/// Where a release holds Terraform (first on coderd's PATH through `current/bin`).
+pub const TERRAFORM_BIN: &str = "bin/terraform";
+/// Where a release holds the provider mirror tree.
+pub const PROVIDERS_DIR: &str = "providers";
+/// The Postgres bindir when the lock names none.
+const DEFAULT_POSTGRES_BINDIR: &str = "postgres/bin";
+
+/// The release-relative Postgres bin directory the lock names.
+pub(crate) fn postgres_bindir(lock: &Lock) -> &str {
+    lock.components
+        .postgres
+        .bindir
+        .as_deref()
+        .unwrap_or(DEFAULT_POSTGRES_BINDIR)
+}
 
 /// Errors reading an installed release.
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +64,10 @@ pub struct Release {
 }
 
 impl Release {
-    /// The release directory name for a manifest: `VERSION-SEQUENCE`.
-    pub fn dir_name(manifest: &Manifest) -> String {
-        format!("{}-{}", manifest.version, manifest.sequence)
+    /// The release directory name for a verified manifest: `VERSION-SEQUENCE`, refused
+    /// when a field it is made of could leave `releases/` or collide with a staging name.
+    pub fn dir_name(manifest: &Manifest) -> Result<String, NameError> {
+        names::release_name(manifest)
     }
 
     /// The release `ROOT/current` points at.
@@ -73,6 +92,7 @@ impl Release {
         let name = target
             .file_name()
             .and_then(|n| n.to_str())
+            .filter(|n| names::check_name("release", n).is_ok())
             .ok_or_else(|| ReleaseError::Broken {
                 path: link.to_path_buf(),
                 message: format!("points at {}, not a release", target.display()),
@@ -109,14 +129,12 @@ impl Release {
 
     /// The release's Postgres tree (the lock's `bindir`).
     pub fn postgres_tree(&self) -> Result<Tree, ReleaseError> {
-        let bindir = self
-            .lock
-            .components
-            .postgres
-            .bindir
-            .clone()
-            .unwrap_or_else(|| "postgres/bin".into());
-        let dir = self.dir.join(&bindir);
+        let bindir = postgres_bindir(&self.lock);
+        names::check_rel_path("postgres bindir", bindir).map_err(|e| ReleaseError::Broken {
+            path: Lock::path(&self.dir),
+            message: e.to_string(),
+        })?;
+        let dir = self.dir.join(bindir);
         Tree::from_bindir(&dir).map_err(|e| ReleaseError::Broken {
             path: dir,
             message: e.to_string(),
@@ -125,12 +143,12 @@ impl Release {
 
     /// The bundled `coder` binary.
     pub fn coder_bin(&self) -> PathBuf {
-        self.dir.join("bin").join("coder")
+        self.dir.join(CODER_BIN)
     }
 
     /// The bundled provider mirror tree.
     pub fn providers_dir(&self) -> PathBuf {
-        self.dir.join("providers")
+        self.dir.join(PROVIDERS_DIR)
     }
 
     /// The bundled offline docs, when present.

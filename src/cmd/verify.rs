@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use airgap_bundle::escape::Escaped;
 use anyhow::Context;
 
 use crate::progress::Bar;
@@ -52,8 +53,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "OK {}: {} {} sequence {}, {} files, signed by key {}",
         args.bundle.display(),
-        m.name,
-        m.version,
+        Escaped(&m.name),
+        Escaped(&m.version),
         m.sequence,
         m.files.len(),
         verified.key_id

@@ -3,12 +3,16 @@
 //!
 //! Install runs in this order, so that a kill at any instant leaves `ROOT/current` on the
 //! old release or the new one, never on something half-made: preflight checks (sequence,
-//! disk) → verified unpack into `releases/NAME` (staged, renamed in when complete) → CA,
+//! disk; they may only refuse, as the manifest is not verified yet) → verified unpack into
+//! a staging directory whose name install chooses → the verified manifest's names checked,
+//! the stage contract checked (platform, coderd, Terraform, Postgres tools, providers) and
+//! the sequence checked again → renamed to `releases/VERSION-SEQUENCE` → CA,
 //! certificates, trust bundle, terraformrc, settings and systemd unit (each written
 //! atomically) → the database step as the service user (migrations, pre-upgrade backup,
 //! ledger row, `coderd.env`) → the switch of `previous` and `current` (one rename each)
 //! → SIGHUP to a running `up` so it moves to the new release.
 
+pub mod contract;
 pub mod database;
 pub mod preflight;
 pub mod rollback;
@@ -69,14 +73,16 @@ pub fn install(req: &Request) -> anyhow::Result<Outcome> {
         check_reachable(&req.root, &user)?;
     }
     let key = PublicKey::from_file(&req.pubkey)?;
-    let unverified = airgap_bundle::read_manifest_unverified(&req.bundle)
+    // Not verified yet: read only to refuse early, never to name, create or delete a path.
+    let claimed = airgap_bundle::read_manifest_unverified(&req.bundle)
         .with_context(|| format!("reading {}", req.bundle.display()))?;
-    preflight::check_sequence(&layout, &unverified, req.allow_downgrade)?;
-    preflight::check_disk(&req.root, &unverified)?;
+    preflight::check_sequence(&layout, &claimed, req.allow_downgrade)?;
+    preflight::check_disk(&req.root, &claimed)?;
+    drop(claimed);
     create_tree(&layout)?;
     let _lock = lock_install(&layout)?;
     remove_stale_staging(&layout)?;
-    let name = unpack_release(req, &layout, &key, &unverified)?;
+    let name = unpack_release(req, &layout, &key)?;
     let replaced = Release::current(&layout)
         .ok()
         .map(|r| r.name)
@@ -203,38 +209,43 @@ fn remove_stale_staging(layout: &Layout) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Verifies and unpacks the bundle into `releases/VERSION-SEQUENCE` (or, when that
-/// release is already there, verifies the bundle again without unpacking) and returns the
-/// release name.
-fn unpack_release(
-    req: &Request,
-    layout: &Layout,
-    key: &PublicKey,
-    unverified: &Manifest,
-) -> anyhow::Result<String> {
+/// Verifies and unpacks the bundle into a staging directory under `releases/` (named by
+/// the bundle crate, never by the bundle), checks the verified manifest's names, the stage
+/// contract and the sequence, then moves it to `releases/VERSION-SEQUENCE` complete with
+/// its saved manifest, and returns that name. When that release is already installed from
+/// the same bundle the staged copy is dropped. On any refusal the staged copy is removed.
+fn unpack_release(req: &Request, layout: &Layout, key: &PublicKey) -> anyhow::Result<String> {
     let bar = Bar::new();
-    let name = Release::dir_name(unverified);
+    let staged =
+        airgap_bundle::unpack_staged(&req.bundle, key, &layout.releases(), &req.verify, &bar)
+            .with_context(|| format!("verifying {}", req.bundle.display()))?;
+    bar.finish();
+    let verified = staged.verified().clone();
+    let manifest = &verified.manifest;
+    let refused = || format!("{}: refused", req.bundle.display());
+    let name = Release::dir_name(manifest).with_context(refused)?;
+    for reserved in [
+        MANIFEST_FILE.to_string(),
+        format!("{MANIFEST_FILE}.partial"),
+    ] {
+        if manifest.files.iter().any(|f| f.path == reserved)
+            || manifest.directories.iter().any(|d| d.path == reserved)
+        {
+            bail!(
+                "{}: the bundle holds {reserved}, a name reserved for install's own record",
+                req.bundle.display()
+            );
+        }
+    }
+    contract::check(staged.path(), manifest).with_context(refused)?;
+    preflight::check_sequence(layout, manifest, req.allow_downgrade)?;
     let dir = layout.release(&name);
     if dir.exists() && !dir.join(MANIFEST_FILE).exists() {
-        // A previous install was killed between unpack and saving the manifest.
+        // Left by an older install killed between unpack and saving the manifest.
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    let verified = if dir.exists() {
-        airgap_bundle::verify(&req.bundle, key, &req.verify, &bar)
-    } else {
-        airgap_bundle::unpack(&req.bundle, key, &dir, &req.verify, &bar)
-    }
-    .with_context(|| format!("verifying {}", req.bundle.display()))?;
-    bar.finish();
-    if Release::dir_name(&verified.manifest) != name {
-        bail!(
-            "{}: the signed manifest differs from the one read first",
-            req.bundle.display()
-        );
-    }
-    preflight::check_sequence(layout, &verified.manifest, req.allow_downgrade)?;
     if let Ok(installed) = Release::open(dir.clone()) {
-        if installed.manifest != verified.manifest {
+        if installed.manifest != *manifest {
             bail!(
                 "{} is already installed from a different bundle with the same version and \
                  sequence; give each bundle its own sequence (pack --sequence)",
@@ -242,13 +253,15 @@ fn unpack_release(
             );
         }
     }
-    save_manifest(&dir, &verified.manifest)?;
+    if !dir.exists() {
+        save_manifest(staged.path(), manifest)?;
+        staged
+            .persist(&dir)
+            .with_context(|| format!("moving the verified release to {}", dir.display()))?;
+    }
     eprintln!(
         "verified {} {} sequence {} (key {})",
-        verified.manifest.name,
-        verified.manifest.version,
-        verified.manifest.sequence,
-        verified.key_id
+        manifest.name, manifest.version, manifest.sequence, verified.key_id
     );
     Ok(name)
 }

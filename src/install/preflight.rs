@@ -1,8 +1,12 @@
 //! Checks made before anything is written: the bundle's sequence against the installed
 //! release (a lower one is a rollback attack unless asked for), and free disk space.
+//!
+//! Before verification they see the bundle's claimed, unverified manifest: they may only
+//! refuse on it, never take a path from it, and print its strings escaped.
 
 use std::path::Path;
 
+use airgap_bundle::escape::Escaped;
 use airgap_bundle::Manifest;
 use anyhow::bail;
 
@@ -13,7 +17,8 @@ use crate::appliance::release::Release;
 const HEADROOM: u64 = 256 << 20;
 
 /// Refuses `new` when its sequence is lower than the installed release's, unless
-/// `allow_downgrade`.
+/// `allow_downgrade`. Install calls it on the claimed manifest first and again on the
+/// verified one.
 pub fn check_sequence(
     layout: &Layout,
     new: &Manifest,
@@ -28,8 +33,8 @@ pub fn check_sequence(
             "bundle {} {} has sequence {}, lower than the installed {} {} (sequence {}): \
              refusing a downgrade, which is how a replayed old bundle would look; \
              pass --allow-downgrade if this is on purpose",
-            new.name,
-            new.version,
+            Escaped(&new.name),
+            Escaped(&new.version),
             new.sequence,
             installed.name,
             installed.version,
@@ -42,8 +47,8 @@ pub fn check_sequence(
 /// Fails when the filesystem holding `root` has less room than the unpacked release plus
 /// headroom, naming both figures.
 pub fn check_disk(root: &Path, manifest: &Manifest) -> anyhow::Result<()> {
-    let release: u64 = manifest.files.iter().map(|f| f.size).sum();
-    let need = release + HEADROOM;
+    let release = manifest.total_bytes();
+    let need = release.saturating_add(HEADROOM);
     let probe = existing_ancestor(root);
     let stat = nix::sys::statvfs::statvfs(probe)
         .map_err(|e| anyhow::anyhow!("{}: cannot read free space: {e}", probe.display()))?;

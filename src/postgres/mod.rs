@@ -30,6 +30,7 @@ pub use error::PgError;
 pub use external::{check_external, connect};
 pub use migrate::migrate;
 pub use tree::Tree;
+pub(crate) use tree::REQUIRED as REQUIRED_TOOLS;
 
 /// Result type of this module.
 pub type Result<T, E = PgError> = std::result::Result<T, E>;

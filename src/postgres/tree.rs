@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{PgError, Result};
 
 /// The programs the appliance runs from the tree; [`Tree::from_bindir`] checks them all.
-const REQUIRED: [&str; 7] = [
+pub(crate) const REQUIRED: [&str; 7] = [
     "pg_ctl",
     "postgres",
     "initdb",

@@ -18,6 +18,7 @@ pub struct Keys {
     pub secret: SecretKey,
     pub public: PublicKey,
     pub pub_path: PathBuf,
+    pub secret_path: PathBuf,
 }
 
 pub fn keys() -> Keys {
@@ -27,6 +28,7 @@ pub fn keys() -> Keys {
         secret: SecretKey::from_file(&generated.secret, None).expect("load sk"),
         public: PublicKey::from_file(&generated.public).expect("load pk"),
         pub_path: generated.public,
+        secret_path: generated.secret,
         dir,
     }
 }
@@ -208,4 +210,37 @@ pub fn file_entry(path: &str, data: &[u8]) -> FileEntry {
         sha256: sha256_hex(data),
         mode: 0o644,
     }
+}
+
+/// A legacy (`Ed`, not prehashed) minisign signature over `data`, as old minisign
+/// versions made by default: the Ed25519 signature is over the raw bytes.
+pub fn sign_legacy(keys: &Keys, data: &[u8], trusted_comment: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let text = std::fs::read_to_string(&keys.secret_path).expect("secret key");
+    let line = text
+        .lines()
+        .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+        .expect("key line");
+    let raw = b64.decode(line.trim()).expect("base64");
+    assert_eq!(&raw[2..4], &[0, 0], "the test key is unencrypted");
+    let (key_id, sk) = (&raw[54..62], &raw[62..126]);
+    let sk = ed25519_compact::SecretKey::from_slice(sk).expect("sk");
+    let sig = sk.sign(data, None);
+    let mut line = b"Ed".to_vec();
+    line.extend_from_slice(key_id);
+    line.extend_from_slice(sig.as_ref());
+    let mut global_msg = sig.to_vec();
+    global_msg.extend_from_slice(trusted_comment.as_bytes());
+    let global = sk.sign(&global_msg, None);
+    format!(
+        "untrusted comment: legacy signature\n{}\ntrusted comment: {trusted_comment}\n{}\n",
+        b64.encode(line),
+        b64.encode(global.as_ref())
+    )
+}
+
+/// The text of a valid detached signature over `data`.
+pub fn sign_reader_text(keys: &Keys, data: &[u8]) -> String {
+    sign_reader(&keys.secret, data, "forged").expect("sign")
 }
