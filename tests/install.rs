@@ -193,3 +193,167 @@ fn too_little_disk_is_refused_with_the_figures() {
     assert!(err.contains("not enough free disk"), "{err}");
     assert!(err.contains("MiB free"), "{err}");
 }
+
+/// Every path under `dir` with its kind and size, sorted: what "unchanged" means here.
+fn snapshot(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            let rel = path
+                .strip_prefix(base)
+                .expect("prefix")
+                .display()
+                .to_string();
+            out.push(format!("{rel} {:?} {}", meta.file_type(), meta.len()));
+            if meta.is_dir() {
+                walk(base, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A one-file stage packed as `version`/`sequence` with the secret key `key`.
+fn tiny_bundle(site: &Site, key: &Path, version: &str, sequence: u64) -> std::path::PathBuf {
+    let stage = site.dir.path().join(format!("tiny-stage-{sequence}"));
+    std::fs::create_dir_all(stage.join("bin")).expect("mkdir");
+    std::fs::write(stage.join("bin/coder"), b"#!/bin/sh\n").expect("write");
+    let out = site.dir.path().join(format!("tiny-{sequence}.tar.gz"));
+    ok(site
+        .airgap()
+        .arg("pack")
+        .arg(&stage)
+        .arg("--key")
+        .arg(key)
+        .arg("--out")
+        .arg(&out)
+        .args(["--version", version, "--sequence", &sequence.to_string()]));
+    out
+}
+
+#[test]
+fn a_hostile_version_never_names_a_path_outside_root() {
+    let site = Site::new();
+    let (v1, key) = bundle("1.0.0", 1);
+    ok(&mut site.install(&v1, &key));
+    // Old installs removed ROOT/releases/VERSION-SEQUENCE before the signature check:
+    // with this version that is site.dir/victim-5, outside ROOT.
+    let victim = site.dir.path().join("victim-5");
+    std::fs::create_dir(&victim).expect("mkdir");
+    std::fs::write(victim.join("precious"), b"keep me").expect("write");
+    let before = snapshot(&site.root);
+
+    let other = site.dir.path().join("other-key");
+    ok(site
+        .airgap()
+        .args(["keygen", "--unencrypted", "--out"])
+        .arg(&other));
+    let wrongly_signed = tiny_bundle(&site, &other.join("bundle.key"), "../../victim", 5);
+    let err = fails(&mut site.install(&wrongly_signed, &key));
+    assert!(err.contains("signed by key"), "{err}");
+
+    let signed = tiny_bundle(&site, &key.with_file_name("bundle.key"), "../../victim", 6);
+    std::fs::create_dir(site.dir.path().join("victim-6")).expect("mkdir");
+    let err = fails(&mut site.install(&signed, &key));
+    assert!(err.contains("version \"../../victim\" is refused"), "{err}");
+
+    assert_eq!(
+        std::fs::read(victim.join("precious")).expect("victim"),
+        b"keep me"
+    );
+    assert!(site.dir.path().join("victim-6").is_dir());
+    assert_eq!(snapshot(&site.root), before, "ROOT changed");
+    assert_eq!(site.current(), "1.0.0-1");
+}
+
+/// The kit's 1.0.0-1 stage copied (hard links) with `remove` deleted, packed as
+/// `version`-`sequence` with the kit key and `extra` pack arguments.
+fn altered_bundle(
+    site: &Site,
+    key: &Path,
+    remove: &str,
+    sequence: u64,
+    extra: &[&str],
+) -> std::path::PathBuf {
+    let tmp = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let kit_stage = tmp.join("appliance-kit/appliance-1.0.0-1.stage");
+    // Beside the kit's stage, so hard links work (the site may be on another filesystem).
+    let copy = tempfile::tempdir_in(&tmp).expect("tempdir");
+    let stage = copy.path().join("stage");
+    let copied = std::process::Command::new("cp")
+        .arg("-al")
+        .arg(&kit_stage)
+        .arg(&stage)
+        .status()
+        .expect("cp");
+    assert!(copied.success());
+    if !remove.is_empty() {
+        let target = stage.join(remove);
+        assert!(target.exists(), "{remove} not in the kit stage");
+        std::fs::remove_file(&target).expect("rm");
+    }
+    let out = site.dir.path().join(format!("altered-{sequence}.tar.gz"));
+    ok(site
+        .airgap()
+        .arg("pack")
+        .arg(&stage)
+        .arg("--key")
+        .arg(key.with_file_name("bundle.key"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--version", "2.0.0", "--sequence", &sequence.to_string()])
+        .args(extra));
+    out
+}
+
+#[test]
+fn incomplete_or_foreign_bundles_are_refused_and_current_stays() {
+    let site = Site::new();
+    let (v1, key) = bundle("1.0.0", 1);
+    ok(&mut site.install(&v1, &key));
+    let before = snapshot(&site.root.join("releases"));
+    let provider_zip = format!(
+        "providers/registry.terraform.io/coder/coder/terraform-provider-coder_{}_linux_amd64.zip",
+        airgap_testkit::appliance::PROVIDERS[0].2
+    );
+    let cases: [(&str, &[&str], String); 4] = [
+        (
+            "bin/terraform",
+            &[],
+            "Terraform (bin/terraform) is missing".to_string(),
+        ),
+        (
+            "postgres/bin/pg_dump",
+            &[],
+            "Postgres tool pg_dump (postgres/bin/pg_dump) is missing".to_string(),
+        ),
+        (
+            provider_zip.as_str(),
+            &[],
+            format!("({provider_zip}) is missing"),
+        ),
+        (
+            "",
+            &["--platform", "linux_arm64"],
+            "the bundle is for linux_arm64, but this host is linux_amd64".to_string(),
+        ),
+    ];
+    for (i, (remove, extra, expected)) in cases.iter().enumerate() {
+        let altered = altered_bundle(&site, &key, remove, 10 + i as u64, extra);
+        let err = fails(&mut site.install(&altered, &key));
+        assert!(err.contains(expected.as_str()), "{remove}: {err}");
+        assert_eq!(site.current(), "1.0.0-1", "{remove}: current moved");
+        assert_eq!(
+            snapshot(&site.root.join("releases")),
+            before,
+            "{remove}: a release or staging directory was left"
+        );
+    }
+}
