@@ -319,6 +319,16 @@ fn incomplete_or_foreign_bundles_are_refused_and_current_stays() {
     let (v1, key) = bundle("1.0.0", 1);
     ok(&mut site.install(&v1, &key));
     let before = snapshot(&site.root.join("releases"));
+    let lock: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(site.root.join("current/appliance.lock.json")).expect("lock"),
+    )
+    .expect("lock json");
+    let pg_dump = format!(
+        "{}/pg_dump",
+        lock["components"]["postgres"]["bindir"]
+            .as_str()
+            .expect("bindir")
+    );
     let provider_zip = format!(
         "providers/registry.terraform.io/coder/coder/terraform-provider-coder_{}_linux_amd64.zip",
         airgap_testkit::appliance::PROVIDERS[0].2
@@ -330,9 +340,9 @@ fn incomplete_or_foreign_bundles_are_refused_and_current_stays() {
             "Terraform (bin/terraform) is missing".to_string(),
         ),
         (
-            "postgres/bin/pg_dump",
+            pg_dump.as_str(),
             &[],
-            "Postgres tool pg_dump (postgres/bin/pg_dump) is missing".to_string(),
+            format!("Postgres tool pg_dump ({pg_dump}) is missing"),
         ),
         (
             provider_zip.as_str(),
