@@ -159,7 +159,9 @@ fn create_user(name: &str) -> Result<(), PrivilegeError> {
 /// is the service user's.
 pub fn process_owner(pid: u32) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}")).ok().map(|m| m.uid())
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
 }
 
 /// A command that runs `program args` as `user`: uid/gid switched, the current

@@ -197,7 +197,14 @@ fn too_little_disk_is_refused_with_the_figures() {
 /// Runs `script` with `sh -c` as the service user (`runuser`), as the hostile user would.
 fn as_service_user(script: &str) -> std::process::Output {
     std::process::Command::new("runuser")
-        .args(["-u", support::appliance::SERVICE_USER, "--", "sh", "-c", script])
+        .args([
+            "-u",
+            support::appliance::SERVICE_USER,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .output()
@@ -256,7 +263,11 @@ impl Outside {
     fn assert_unchanged(&self) {
         for name in Self::NAMES {
             let text = std::fs::read_to_string(self.dir.join(name)).expect("outside file");
-            assert_eq!(text, format!("outside {name}\n"), "{name} outside ROOT changed");
+            assert_eq!(
+                text,
+                format!("outside {name}\n"),
+                "{name} outside ROOT changed"
+            );
         }
         let planted: Vec<_> = std::fs::read_dir(self.dir.join("releases"))
             .expect("outside dir")
@@ -281,18 +292,32 @@ fn links_and_swaps_planted_by_the_service_user_are_never_followed_by_root() {
     let root = site.root.display().to_string();
 
     // Under the new ownership the service user cannot plant anything root writes through.
-    for file in ["coder-airgap.toml", "terraformrc", "ca-bundle.pem", "coderd.env"] {
-        service_user_is_denied(&format!(
-            "ln -sfn {} {root}/etc/{file}",
-            outside.path(file)
-        ));
+    for file in [
+        "coder-airgap.toml",
+        "terraformrc",
+        "ca-bundle.pem",
+        "coderd.env",
+    ] {
+        service_user_is_denied(&format!("ln -sfn {} {root}/etc/{file}", outside.path(file)));
     }
     service_user_is_denied(&format!("mv {root}/releases {root}/releases.old"));
-    service_user_is_denied(&format!("ln -s {} {root}/releases.new", outside.path("releases")));
+    service_user_is_denied(&format!(
+        "ln -s {} {root}/releases.new",
+        outside.path("releases")
+    ));
     service_user_is_denied(&format!("mv {root}/etc {root}/etc.old"));
-    service_user_is_denied(&format!("ln -sfn {} {root}/bin/coder-airgap", outside.path("coder-airgap")));
-    service_user_is_denied(&format!("ln -s {} {root}/bin/evil", outside.path("coder-airgap")));
-    service_user_is_denied(&format!("ln -sfn {} {root}/previous", outside.path("releases")));
+    service_user_is_denied(&format!(
+        "ln -sfn {} {root}/bin/coder-airgap",
+        outside.path("coder-airgap")
+    ));
+    service_user_is_denied(&format!(
+        "ln -s {} {root}/bin/evil",
+        outside.path("coder-airgap")
+    ));
+    service_user_is_denied(&format!(
+        "ln -sfn {} {root}/previous",
+        outside.path("releases")
+    ));
     service_user_is_denied(&format!("touch {root}/etc/tls/planted"));
     // The service user's own directories: it can plant there, and root does not follow.
     service_user_plants(&format!(
@@ -315,10 +340,7 @@ fn links_and_swaps_planted_by_the_service_user_are_never_followed_by_root() {
         "ln -sfn {} {root}/run/up.lock",
         outside.path("up.lock")
     ));
-    let rolled = ok(site
-        .airgap()
-        .args(["rollback", "--root"])
-        .arg(&site.root));
+    let rolled = ok(site.airgap().args(["rollback", "--root"]).arg(&site.root));
     assert!(
         String::from_utf8_lossy(&rolled.stdout).contains("current release: 1.0.0-1"),
         "{}",
@@ -339,7 +361,11 @@ fn links_and_swaps_planted_by_the_service_user_are_never_followed_by_root() {
     };
     let refused = |what: &str, dir: &str| {
         let err = fails(&mut site.install(&v2, &key));
-        let path = if dir.is_empty() { root.clone() } else { format!("{root}/{dir}") };
+        let path = if dir.is_empty() {
+            root.clone()
+        } else {
+            format!("{root}/{dir}")
+        };
         assert!(
             err.contains(&format!("{path} is owned by uid"))
                 && err.contains(&format!("chown root:root {path} && chmod 755 {path}")),
@@ -370,7 +396,10 @@ fn links_and_swaps_planted_by_the_service_user_are_never_followed_by_root() {
     ok(&mut site.install(&v2, &key));
     outside.assert_unchanged();
     let meta = std::fs::symlink_metadata(site.root.join("etc/terraformrc")).expect("rc");
-    assert!(meta.is_file() && meta.uid() == 0, "terraformrc replaced by root's file");
+    assert!(
+        meta.is_file() && meta.uid() == 0,
+        "terraformrc replaced by root's file"
+    );
 
     chown("bin", svc);
     service_user_plants(&format!(

@@ -172,11 +172,6 @@ impl Layout {
         self.root.join("run")
     }
 
-    /// The lock install and rollback hold (`ROOT/.install.lock`, root's).
-    pub fn install_lock(&self) -> PathBuf {
-        self.root.join(INSTALL_LOCK)
-    }
-
     /// The external database URL (`etc/external-postgres.url`, 0600, the service user's).
     pub fn external_url_file(&self) -> PathBuf {
         self.etc().join(EXTERNAL_URL_FILE)

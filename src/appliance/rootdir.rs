@@ -81,7 +81,7 @@ pub enum RootDirError {
 
 type Result<T> = std::result::Result<T, RootDirError>;
 
-fn io(what: &'static str, path: &Path) -> impl FnOnce(Errno) -> RootDirError + '_ {
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> RootDirError + 'a {
     move |e| RootDirError::Io {
         what,
         path: path.to_path_buf(),
@@ -169,8 +169,12 @@ impl Dir {
         let (dir, created) = self.subdir(name, mode)?;
         let stat = dir.stat()?;
         if created || stat.st_uid != owner.uid || stat.st_gid != owner.gid {
-            nix::unistd::fchown(&dir.fd, Some(Uid::from_raw(owner.uid)), Some(Gid::from_raw(owner.gid)))
-                .map_err(io("chown", &dir.path))?;
+            nix::unistd::fchown(
+                &dir.fd,
+                Some(Uid::from_raw(owner.uid)),
+                Some(Gid::from_raw(owner.gid)),
+            )
+            .map_err(io("chown", &dir.path))?;
         }
         if created {
             nix::sys::stat::fchmod(&dir.fd, Mode::from_bits_truncate(mode))
@@ -246,12 +250,7 @@ impl Dir {
     }
 
     /// Like [`Self::write_file`], with the content copied from `source`.
-    pub fn copy_file(
-        &self,
-        name: &str,
-        source: &mut dyn std::io::Read,
-        mode: u32,
-    ) -> Result<()> {
+    pub fn copy_file(&self, name: &str, source: &mut dyn std::io::Read, mode: u32) -> Result<()> {
         self.write_with(name, mode, None, |file| {
             std::io::copy(source, file).map(|_| ())
         })
@@ -269,13 +268,15 @@ impl Dir {
         let tmp_path = self.path.join(&tmp);
         // Left by a killed writer that had our pid; no live process uses the name.
         let _ = nix::unistd::unlinkat(&self.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-        let flags = OFlag::O_WRONLY
-            | OFlag::O_CREAT
-            | OFlag::O_EXCL
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::openat(&self.fd, tmp.as_str(), flags, Mode::from_bits_truncate(0o600))
-            .map_err(io("create", &tmp_path))?;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(
+            &self.fd,
+            tmp.as_str(),
+            flags,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(io("create", &tmp_path))?;
         let mut file = File::from(fd);
         let written = (|| {
             fill(&mut file)
@@ -286,8 +287,12 @@ impl Dir {
                     source,
                 })?;
             if let Some(owner) = owner {
-                nix::unistd::fchown(&file, Some(Uid::from_raw(owner.uid)), Some(Gid::from_raw(owner.gid)))
-                    .map_err(io("chown", &tmp_path))?;
+                nix::unistd::fchown(
+                    &file,
+                    Some(Uid::from_raw(owner.uid)),
+                    Some(Gid::from_raw(owner.gid)),
+                )
+                .map_err(io("chown", &tmp_path))?;
             }
             nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode))
                 .map_err(io("chmod", &tmp_path))?;
@@ -503,13 +508,13 @@ mod tests {
         etc.write_file("b", b"two", 0o640, None)?;
         assert_eq!(etc.read_file("b", 100)?, b"two");
         assert_eq!(std::fs::read(&outside).ok().as_deref(), Some(&b"keep"[..]));
-        std::os::unix::fs::symlink(tmp.path(), root.path().join("linked")).map_err(
-            |source| RootDirError::Io {
+        std::os::unix::fs::symlink(tmp.path(), root.path().join("linked")).map_err(|source| {
+            RootDirError::Io {
                 what: "link",
                 path: root.path().join("linked"),
                 source,
-            },
-        )?;
+            }
+        })?;
         assert!(matches!(
             root.admin_dir("linked"),
             Err(RootDirError::NotADirectory { .. })
@@ -522,7 +527,10 @@ mod tests {
         root.remove_tree("linked")?;
         root.remove_tree("etc")?;
         assert!(outside.exists() && !root.path().join("etc").exists());
-        assert!(matches!(root.read_file("x/y", 1), Err(RootDirError::BadName { .. })));
+        assert!(matches!(
+            root.read_file("x/y", 1),
+            Err(RootDirError::BadName { .. })
+        ));
         Ok(())
     }
 }

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::appliance::config::{Config, PostgresMode};
 use crate::appliance::env::{coderd_env, write_env_file, CoderdSettings};
-use crate::appliance::layout::CODERD_ENV;
-use crate::appliance::rootdir::{Dir, Owner};
 use crate::appliance::layout::Layout;
+use crate::appliance::layout::CODERD_ENV;
 use crate::appliance::release::Release;
+use crate::appliance::rootdir::{Dir, Owner};
 use crate::postgres::{self, ledger, Embedded, EmbeddedSettings, Tree};
 
 /// File in a release directory naming the backup taken before switching to it.

@@ -65,13 +65,16 @@ pub fn hand_keys_to(tls: &Dir, user: &ServiceUser) -> anyhow::Result<()> {
         let Some(serial) = store.read_link("current")? else {
             continue;
         };
-        let serial = serial.to_str().filter(|s| !s.contains('/')).with_context(|| {
-            format!(
-                "{}: current points at {}, not a version",
-                store.path().display(),
-                serial.display()
-            )
-        })?;
+        let serial = serial
+            .to_str()
+            .filter(|s| !s.contains('/'))
+            .with_context(|| {
+                format!(
+                    "{}: current points at {}, not a version",
+                    store.path().display(),
+                    serial.display()
+                )
+            })?;
         store.open_subdir(serial)?.chown_entry("tls.key", owner)?;
     }
     Ok(())
