@@ -196,7 +196,7 @@ fn too_little_disk_is_refused_with_the_figures() {
 
 /// Runs `script` with `sh -c` as the service user (`runuser`), as the hostile user would.
 fn as_service_user(script: &str) -> std::process::Output {
-    std::process::Command::new("runuser")
+    std::process::Command::new("/usr/sbin/runuser")
         .args([
             "-u",
             support::appliance::SERVICE_USER,
