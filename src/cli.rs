@@ -42,6 +42,9 @@ pub enum Command {
     /// Internal: install's database step, run as the service user.
     #[command(hide = true)]
     InstallDb(cmd::install::DbArgs),
+    /// Internal: rollback's restore step, run as the service user.
+    #[command(hide = true)]
+    RollbackDb(cmd::rollback::DbArgs),
     /// The internal certificate authority: init, issue, list, renew, revoke, crl, export-trust.
     #[command(subcommand)]
     Ca(cmd::ca::Command),
@@ -66,6 +69,7 @@ impl Command {
             Command::Doctor(args) => cmd::doctor::run(args),
             Command::Rollback(args) => cmd::rollback::run(args),
             Command::InstallDb(args) => cmd::install::run_db(args),
+            Command::RollbackDb(args) => cmd::rollback::run_db(args),
             Command::Ca(command) => cmd::ca::run(command),
             Command::Mirror(command) => cmd::mirror::run(command),
         }

@@ -1,7 +1,7 @@
 //! Dropping root: the service user and the re-exec.
 //!
 //! PostgreSQL (and coderd's built-in pieces) refuse to run as root, so `install` and `up`
-//! do their root-only preparation (create the service user, hand the install root to it)
+//! do their root-only preparation (create the service user, give it its directories)
 //! and then replace themselves with the same command running as that user. Everything
 //! after that — Postgres included — runs unprivileged.
 //!
@@ -46,24 +46,6 @@ pub enum PrivilegeError {
         name: String,
         /// What went wrong.
         reason: String,
-    },
-    /// Changing ownership of a path failed.
-    #[error("cannot chown {path} to {user}: {source}")]
-    Chown {
-        /// The path that could not be changed.
-        path: PathBuf,
-        /// The user it was being given to.
-        user: String,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// Walking a directory tree failed.
-    #[error("cannot read {path}: {source}")]
-    Walk {
-        /// The path that could not be read.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
     },
     /// The marker says we were already re-executed, yet we are about to do it again.
     #[error("refusing to re-execute again: {DROPPED_MARKER} is already set (still uid {uid}); check that the service user is not root")]
@@ -172,32 +154,14 @@ fn create_user(name: &str) -> Result<(), PrivilegeError> {
         .into()))
 }
 
-/// Gives `path` and everything under it to `user` (uid and primary gid). Symbolic links
-/// are changed themselves and never followed, so a link inside the tree cannot redirect
-/// the chown to a file outside it.
-pub fn chown_tree(path: &Path, user: &ServiceUser) -> Result<(), PrivilegeError> {
-    std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid)).map_err(|source| {
-        PrivilegeError::Chown {
-            path: path.into(),
-            user: user.name.clone(),
-            source,
-        }
-    })?;
-    let meta = std::fs::symlink_metadata(path).map_err(|source| PrivilegeError::Walk {
-        path: path.into(),
-        source,
-    })?;
-    if !meta.is_dir() {
-        return Ok(());
-    }
-    let walk_err = |source| PrivilegeError::Walk {
-        path: path.into(),
-        source,
-    };
-    for entry in std::fs::read_dir(path).map_err(walk_err)? {
-        chown_tree(&entry.map_err(walk_err)?.path(), user)?;
-    }
-    Ok(())
+/// The uid owning process `pid` (of its `/proc` entry), or `None` when it is gone.
+/// Root signals a pid read from a file the service user writes only when that process
+/// is the service user's.
+pub fn process_owner(pid: u32) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}"))
+        .ok()
+        .map(|m| m.uid())
 }
 
 /// A command that runs `program args` as `user`: uid/gid switched, the current
@@ -246,41 +210,14 @@ pub fn reexec_as(user: &ServiceUser, env_marker: &str) -> Result<Infallible, Pri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::MetadataExt;
 
     #[test]
-    fn chown_tree_changes_links_not_targets() -> Result<(), Box<dyn std::error::Error>> {
-        if !is_root() {
-            eprintln!("skipped: needs root");
-            return Ok(());
-        }
-        let outside = tempfile::tempdir()?;
-        let target = outside.path().join("target");
-        std::fs::write(&target, "x")?;
-        let tree = tempfile::tempdir()?;
-        std::fs::create_dir(tree.path().join("sub"))?;
-        std::fs::write(tree.path().join("sub/file"), "y")?;
-        std::os::unix::fs::symlink(&target, tree.path().join("sub/link"))?;
-        let user = ServiceUser {
-            name: "nobody".into(),
-            uid: 65534,
-            gid: 65534,
-            home: "/".into(),
-        };
-        chown_tree(tree.path(), &user)?;
-        for p in ["sub", "sub/file", "sub/link"] {
-            assert_eq!(
-                std::fs::symlink_metadata(tree.path().join(p))?.uid(),
-                65534,
-                "{p}"
-            );
-        }
+    fn process_owner_names_our_own_uid() {
         assert_eq!(
-            std::fs::metadata(&target)?.uid(),
-            0,
-            "symlink target was followed"
+            process_owner(std::process::id()),
+            Some(Uid::effective().as_raw())
         );
-        Ok(())
+        assert_eq!(process_owner(u32::MAX), None);
     }
 
     #[test]

@@ -194,6 +194,7 @@ fn too_little_disk_is_refused_with_the_figures() {
     assert!(err.contains("MiB free"), "{err}");
 }
 
+<<<<<<< HEAD
 /// Every path under `dir` with its kind and size, sorted: what "unchanged" means here.
 fn snapshot(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -367,3 +368,230 @@ fn incomplete_or_foreign_bundles_are_refused_and_current_stays() {
         );
     }
 }
+=======
+/// Runs `script` with `sh -c` as the service user (`runuser`), as the hostile user would.
+fn as_service_user(script: &str) -> std::process::Output {
+    std::process::Command::new("/usr/sbin/runuser")
+        .args([
+            "-u",
+            support::appliance::SERVICE_USER,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("runuser")
+}
+
+/// Asserts the service user's `script` fails with "Permission denied" (EACCES).
+fn service_user_is_denied(script: &str) {
+    let out = as_service_user(script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("Permission denied"),
+        "the service user could run {script:?}: {stderr}"
+    );
+}
+
+/// Asserts the service user's `script` succeeds (a plant it can make).
+fn service_user_plants(script: &str) {
+    let out = as_service_user(script);
+    assert!(
+        out.status.success(),
+        "{script:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Files outside ROOT the plants point at, and a check that none of them changed.
+struct Outside {
+    dir: std::path::PathBuf,
+}
+
+impl Outside {
+    const NAMES: [&'static str; 7] = [
+        "coder-airgap.toml",
+        "terraformrc",
+        "ca-bundle.pem",
+        "coderd.env",
+        "external-postgres.url",
+        "coder-airgap",
+        "up.lock",
+    ];
+
+    fn new(site: &Site) -> Outside {
+        let dir = site.dir.path().join("outside");
+        std::fs::create_dir_all(dir.join("releases")).expect("mkdir");
+        for name in Self::NAMES {
+            std::fs::write(dir.join(name), format!("outside {name}\n")).expect("write");
+        }
+        Outside { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    fn assert_unchanged(&self) {
+        for name in Self::NAMES {
+            let text = std::fs::read_to_string(self.dir.join(name)).expect("outside file");
+            assert_eq!(
+                text,
+                format!("outside {name}\n"),
+                "{name} outside ROOT changed"
+            );
+        }
+        let planted: Vec<_> = std::fs::read_dir(self.dir.join("releases"))
+            .expect("outside dir")
+            .collect();
+        assert!(planted.is_empty(), "written outside ROOT: {planted:?}");
+    }
+}
+
+#[test]
+fn links_and_swaps_planted_by_the_service_user_are_never_followed_by_root() {
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata("/proc/self").expect("proc").uid(),
+        0,
+        "this test plants files as the service user and must run as root"
+    );
+    let mut site = Site::new();
+    let (v1, key) = bundle("1.0.0", 1);
+    let (v2, _) = bundle("1.1.0", 2);
+    ok(&mut site.install(&v1, &key));
+    let outside = Outside::new(&site);
+    let root = site.root.display().to_string();
+
+    // Under the new ownership the service user cannot plant anything root writes through.
+    for file in [
+        "coder-airgap.toml",
+        "terraformrc",
+        "ca-bundle.pem",
+        "coderd.env",
+    ] {
+        service_user_is_denied(&format!("ln -sfn {} {root}/etc/{file}", outside.path(file)));
+    }
+    service_user_is_denied(&format!("mv {root}/releases {root}/releases.old"));
+    service_user_is_denied(&format!(
+        "ln -s {} {root}/releases.new",
+        outside.path("releases")
+    ));
+    service_user_is_denied(&format!("mv {root}/etc {root}/etc.old"));
+    service_user_is_denied(&format!(
+        "ln -sfn {} {root}/bin/coder-airgap",
+        outside.path("coder-airgap")
+    ));
+    service_user_is_denied(&format!(
+        "ln -s {} {root}/bin/evil",
+        outside.path("coder-airgap")
+    ));
+    service_user_is_denied(&format!(
+        "ln -sfn {} {root}/previous",
+        outside.path("releases")
+    ));
+    service_user_is_denied(&format!("touch {root}/etc/tls/planted"));
+    // The service user's own directories: it can plant there, and root does not follow.
+    service_user_plants(&format!(
+        "ln -sfn {} {root}/run/up.lock && ln -s {} {root}/run/planted && \
+         ln -s {} {root}/run/state.json",
+        outside.path("up.lock"),
+        outside.path("releases"),
+        outside.path("terraformrc"),
+    ));
+    ok(&mut site.install(&v2, &key));
+    assert_eq!(site.current(), "1.1.0-2");
+    outside.assert_unchanged();
+
+    // `up` started as root after the plants, then a rollback.
+    site.start_up();
+    site.wait_healthy(Duration::from_secs(90));
+    assert!(site.stop_up().success());
+    outside.assert_unchanged();
+    service_user_plants(&format!(
+        "ln -sfn {} {root}/run/up.lock",
+        outside.path("up.lock")
+    ));
+    let rolled = ok(site.airgap().args(["rollback", "--root"]).arg(&site.root));
+    assert!(
+        String::from_utf8_lossy(&rolled.stdout).contains("current release: 1.0.0-1"),
+        "{}",
+        String::from_utf8_lossy(&rolled.stdout)
+    );
+    assert_eq!(site.current(), "1.0.0-1");
+    outside.assert_unchanged();
+
+    // A tree left with the old ownership (the service user owned everything): root meets
+    // the plants, and install refuses with the path and the fix.
+    let chown = |path: &str, owner: &str| {
+        let status = std::process::Command::new("chown")
+            .arg(owner)
+            .arg(format!("{root}/{path}"))
+            .status()
+            .expect("chown");
+        assert!(status.success());
+    };
+    let refused = |what: &str, dir: &str| {
+        let err = fails(&mut site.install(&v2, &key));
+        let path = if dir.is_empty() {
+            root.clone()
+        } else {
+            format!("{root}/{dir}")
+        };
+        assert!(
+            err.contains(&format!("{path} is owned by uid"))
+                && err.contains(&format!("chown root:root {path} && chmod 755 {path}")),
+            "{what}: {err}"
+        );
+        outside.assert_unchanged();
+    };
+    let svc = support::appliance::SERVICE_USER;
+    chown("etc", svc);
+    service_user_plants(&format!(
+        "for f in coder-airgap.toml terraformrc ca-bundle.pem coderd.env; do \
+         ln -sfn {}/$f {root}/etc/$f || exit 1; done",
+        outside.dir.display()
+    ));
+    refused("links in etc", "etc");
+    chown("etc", "root:root");
+    // Fixed as the message says, the settings link is still refused, not read; removed,
+    // install replaces the other links without following them.
+    let err = fails(&mut site.install(&v2, &key));
+    assert!(
+        err.contains(&format!(
+            "{root}/etc/coder-airgap.toml is a symbolic link or not a regular file"
+        )),
+        "{err}"
+    );
+    outside.assert_unchanged();
+    std::fs::remove_file(site.root.join("etc/coder-airgap.toml")).expect("rm link");
+    ok(&mut site.install(&v2, &key));
+    outside.assert_unchanged();
+    let meta = std::fs::symlink_metadata(site.root.join("etc/terraformrc")).expect("rc");
+    assert!(
+        meta.is_file() && meta.uid() == 0,
+        "terraformrc replaced by root's file"
+    );
+
+    chown("bin", svc);
+    service_user_plants(&format!(
+        "ln -sfn {} {root}/bin/coder-airgap",
+        outside.path("coder-airgap")
+    ));
+    refused("a link in bin", "bin");
+    chown("bin", "root:root");
+
+    chown("", svc);
+    service_user_plants(&format!(
+        "mv {root}/releases {root}/releases.old && ln -s {} {root}/releases && \
+         mv {root}/etc {root}/etc.old && ln -s {} {root}/etc",
+        outside.path("releases"),
+        outside.dir.display()
+    ));
+    refused("releases and etc swapped for links", "");
+    outside.assert_unchanged();
+}
+>>>>>>> h2

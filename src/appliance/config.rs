@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::rootdir::Dir;
+
 /// The appliance's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +79,27 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })
+    }
+
+    /// Reads `coder-airgap.toml` through the handle of `etc` (root's code path: a link
+    /// or a special file in its place is refused, and at most 64 KiB is read). `path`
+    /// names the file in messages.
+    pub fn read_in(etc: &Dir, path: &Path) -> Result<Self, ConfigError> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("coder-airgap.toml");
+        let bytes = etc
+            .read_file(name, 64 << 10)
+            .map_err(|e| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let text = String::from_utf8_lossy(&bytes);
         toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
             message: e.message().to_string(),

@@ -3,10 +3,10 @@
 //! by `up`, so the file an operator inspects is exactly what coderd gets. Terraform, which
 //! coderd starts, inherits everything but the `CODER_*` variables.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::layout::Layout;
+use super::rootdir::{Dir, Owner, RootDirError};
 
 /// What varies between sites; everything else in the posture is fixed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,9 @@ pub enum EnvError {
         /// 1-based line number.
         line: usize,
     },
+    /// Writing through the directory handle failed.
+    #[error(transparent)]
+    Write(#[from] RootDirError),
     /// A value holds a newline, which the file format cannot carry.
     #[error("{key}: a value may not contain a newline")]
     Newline {
@@ -99,8 +102,14 @@ pub fn coderd_env(settings: &CoderdSettings, layout: &Layout) -> Vec<(String, St
     vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// Writes `vars` to `path` as `KEY="value"` lines, mode 0600, replacing it atomically.
-pub fn write_env_file(path: &Path, vars: &[(String, String)]) -> Result<(), EnvError> {
+/// Writes `vars` as `KEY="value"` lines to the file `name` in `dir`, mode 0600 (given to
+/// `owner` when set), replacing it atomically through the directory handle.
+pub fn write_env_file(
+    dir: &Dir,
+    name: &str,
+    owner: Option<Owner>,
+    vars: &[(String, String)],
+) -> Result<(), EnvError> {
     let mut text =
         String::from("# Written by coder-airgap install: the environment of `coder server`.\n");
     for (key, value) in vars {
@@ -110,24 +119,8 @@ pub fn write_env_file(path: &Path, vars: &[(String, String)]) -> Result<(), EnvE
         let quoted = value.replace('\\', "\\\\").replace('"', "\\\"");
         text.push_str(&format!("{key}=\"{quoted}\"\n"));
     }
-    let io = |source| EnvError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("env.partial");
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    dir.write_file(name, text.as_bytes(), 0o600, owner)?;
+    Ok(())
 }
 
 /// Reads a file written by [`write_env_file`].
@@ -211,7 +204,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("coderd.env");
         let vars = coderd_env(&settings(), &Layout::new("/srv/c"));
-        write_env_file(&path, &vars).expect("write");
+        let handle = Dir::open_root(dir.path()).expect("open");
+        write_env_file(&handle, "coderd.env", None, &vars).expect("write");
         assert_eq!(read_env_file(&path).expect("read"), vars);
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -222,8 +216,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("coderd.env");
         let bad = vec![("A".to_string(), "x\ny".to_string())];
+        let handle = Dir::open_root(dir.path()).expect("open");
         assert!(matches!(
-            write_env_file(&path, &bad),
+            write_env_file(&handle, "coderd.env", None, &bad),
             Err(EnvError::Newline { .. })
         ));
         std::fs::write(&path, "A=\"ok\"\nB=unquoted\n").expect("write");

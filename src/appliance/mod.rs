@@ -5,4 +5,5 @@ pub mod config;
 pub mod env;
 pub mod layout;
 pub mod release;
+pub mod rootdir;
 pub mod systemd;

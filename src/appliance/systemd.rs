@@ -23,6 +23,7 @@ pub fn unit(exe: &Path, root: &Path, user: &str) -> String {
          NotifyAccess=main\n\
          User={user}\n\
          Group={user}\n\
+         ExecStartPre=+{exe} up --root {root} --prepare-only\n\
          ExecStart={exe} up --root {root}\n\
          ExecReload=/bin/kill -HUP $MAINPID\n\
          Restart=on-failure\n\
@@ -69,6 +70,8 @@ mod tests {
             "Restart=on-failure",
             "ReadWritePaths=/srv/c",
             "ExecStart=/usr/local/bin/coder-airgap up --root /srv/c",
+            // Certificates are renewed as root (the CA is root's) before up starts.
+            "ExecStartPre=+/usr/local/bin/coder-airgap up --root /srv/c --prepare-only",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }

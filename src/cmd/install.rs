@@ -22,8 +22,9 @@ use crate::install::{self, database};
 /// pg_dump backup first (`coder-airgap rollback` restores it) and tells a running `up` to
 /// reload.
 ///
-/// Run as root: install creates the service user, gives ROOT to it, and runs the database
-/// step as that user (PostgreSQL refuses root).
+/// Run as root: install creates the service user, gives it its directories (data, backups,
+/// run; everything else stays root's), and runs the database step as that user
+/// (PostgreSQL refuses root).
 ///
 /// Example:
 ///   coder-airgap install coder-appliance.tar.gz --pubkey bundle.pub --root /srv/coder \
@@ -156,8 +157,9 @@ fn config(args: &Args, root: &std::path::Path) -> anyhow::Result<Config> {
 /// installed embedded appliance to an external server is refused: no data would move.
 fn postgres_mode(args: &Args, root: &std::path::Path) -> anyhow::Result<PostgresMode> {
     let layout = Layout::new(root);
-    let installed = match layout.config_file().exists() {
-        true => Some(Config::read(&layout.config_file())?.postgres),
+    let config_present = std::fs::symlink_metadata(layout.config_file()).is_ok();
+    let installed = match config_present {
+        true => Some(super::installed_config(&layout)?.postgres),
         false => None,
     };
     match (installed, &args.postgres_url) {
@@ -197,5 +199,9 @@ pub fn run_db(args: DbArgs) -> anyhow::Result<()> {
     let installer = database::Installer {
         name: args.installed_by,
     };
-    crate::runtime::block_on(database::install_step(&layout, &args.release, &installer))?
+    let report =
+        crate::runtime::block_on(database::install_step(&layout, &args.release, &installer))??;
+    // The root install reads this one line and writes coderd.env and the upgrade record.
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
 }

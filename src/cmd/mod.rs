@@ -15,17 +15,40 @@ pub mod unpack;
 pub mod up;
 pub mod verify;
 
-/// The installed appliance at `root`, for commands that run as its service user (`up`,
-/// `rollback`): started as root, this re-executes the whole command as the user named in
-/// ROOT/etc/coder-airgap.toml and does not return; otherwise it returns the layout.
+/// The installed appliance at `root`, for `up`, which runs as its service user: started
+/// as root, this renews due certificates (the CA is root's), then re-executes the whole
+/// command as the user named in ROOT/etc/coder-airgap.toml and does not return;
+/// otherwise it returns the layout.
 fn as_service_user(root: &std::path::Path) -> anyhow::Result<crate::appliance::layout::Layout> {
     use anyhow::Context;
     let root = std::path::absolute(root).context("--root")?;
     let layout = crate::appliance::layout::Layout::new(&root);
     if crate::privilege::is_root() {
-        let config = crate::appliance::config::Config::read(&layout.config_file())?;
-        let user = crate::privilege::ensure_service_user(&config.service_user)?;
+        let user = service_user_of(&layout)?;
+        crate::supervise::prepare_as_root(&layout, &user)?;
         crate::privilege::reexec_as(&user, crate::privilege::DROPPED_MARKER)?;
     }
     Ok(layout)
+}
+
+/// The service user named in ROOT/etc/coder-airgap.toml, read as root through handles
+/// (ROOT and etc must be root's; a link in place of the file is refused).
+fn service_user_of(
+    layout: &crate::appliance::layout::Layout,
+) -> anyhow::Result<crate::privilege::ServiceUser> {
+    let config = installed_config(layout)?;
+    Ok(crate::privilege::ensure_service_user(&config.service_user)?)
+}
+
+/// ROOT/etc/coder-airgap.toml read through handles, as root reads it: ROOT and etc must
+/// be owned and writable only by us, and a link in place of the file is refused.
+fn installed_config(
+    layout: &crate::appliance::layout::Layout,
+) -> anyhow::Result<crate::appliance::config::Config> {
+    let root = crate::appliance::rootdir::Dir::open_root(layout.root())?;
+    let etc = root.admin_dir("etc")?;
+    Ok(crate::appliance::config::Config::read_in(
+        &etc,
+        &layout.config_file(),
+    )?)
 }

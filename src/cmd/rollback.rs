@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 /// Return to the release that was current before the last install.
 ///
 /// If the release being left was ever started (its coderd may have migrated the
@@ -16,10 +18,35 @@ pub struct Args {
     root: PathBuf,
 }
 
+/// Internal: the restore step of a root rollback, run as the service user.
+#[derive(Debug, clap::Args)]
+pub struct DbArgs {
+    /// The appliance root.
+    #[arg(long)]
+    root: PathBuf,
+    /// The release returned to.
+    #[arg(long)]
+    release: String,
+}
+
+/// Runs `coder-airgap rollback-db`.
+pub fn run_db(args: DbArgs) -> anyhow::Result<()> {
+    let layout = crate::appliance::layout::Layout::new(args.root);
+    crate::runtime::block_on(crate::install::rollback::restore_step(
+        &layout,
+        &args.release,
+    ))?
+}
+
 /// Runs `coder-airgap rollback`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let layout = super::as_service_user(&args.root)?;
-    let outcome = crate::runtime::block_on(crate::install::rollback::rollback(&layout))??;
+    let root = std::path::absolute(&args.root).context("--root")?;
+    let layout = crate::appliance::layout::Layout::new(&root);
+    let user = match crate::privilege::is_root() {
+        true => Some(super::service_user_of(&layout)?),
+        false => None,
+    };
+    let outcome = crate::install::rollback::rollback(&layout, user.as_ref())?;
     match &outcome.restored {
         Some(r) => println!(
             "restored the database from {} (taken before leaving {})",

@@ -26,10 +26,20 @@ pub struct Args {
     /// The appliance root that `install` created.
     #[arg(long, value_name = "ROOT")]
     root: PathBuf,
+    /// Only do what up does as root before it drops privileges (renew due certificates
+    /// with root's CA), then exit: the systemd unit's `ExecStartPre=+`.
+    #[arg(long, hide = true)]
+    prepare_only: bool,
 }
 
 /// Runs `coder-airgap up`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.prepare_only {
+        anyhow::ensure!(crate::privilege::is_root(), "--prepare-only runs as root");
+        let layout = crate::appliance::layout::Layout::new(std::path::absolute(&args.root)?);
+        let user = super::service_user_of(&layout)?;
+        return crate::supervise::prepare_as_root(&layout, &user);
+    }
     let layout = super::as_service_user(&args.root)?;
     crate::runtime::block_on(crate::supervise::run(layout))??;
     Ok(())

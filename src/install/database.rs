@@ -11,13 +11,24 @@ use serde::{Deserialize, Serialize};
 use crate::appliance::config::{Config, PostgresMode};
 use crate::appliance::env::{coderd_env, write_env_file, CoderdSettings};
 use crate::appliance::layout::Layout;
+use crate::appliance::layout::CODERD_ENV;
 use crate::appliance::release::Release;
+use crate::appliance::rootdir::{Dir, Owner};
 use crate::postgres::{self, ledger, Embedded, EmbeddedSettings, Tree};
 
 /// File in a release directory naming the backup taken before switching to it.
 pub const UPGRADE_FILE: &str = ".upgrade.json";
-/// File in the secrets directory holding an external database URL (0600).
-pub const EXTERNAL_URL_SECRET: &str = "external-postgres.url";
+
+/// What the database step reports to the root install, which writes it where the
+/// service user cannot: the URL coderd gets (into `etc/coderd.env`) and the upgrade
+/// record (into the release directory).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepReport {
+    /// coderd's database URL.
+    pub pg_url: String,
+    /// The backup taken before switching, when this install is an upgrade.
+    pub upgrade: Option<UpgradeRecord>,
+}
 
 /// What an upgrade left behind for `rollback`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,7 +149,7 @@ async fn check_major(data_dir: &Path, tree: &Tree) -> anyhow::Result<()> {
 
 /// The external URL saved by install.
 pub fn external_url(layout: &Layout) -> anyhow::Result<String> {
-    let path = layout.secrets().join(EXTERNAL_URL_SECRET);
+    let path = layout.external_url_file();
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "reading {} (re-run install with --postgres-url)",
@@ -155,36 +166,40 @@ pub struct Installer {
 }
 
 /// The database step of `install` for the release `name`: migrations, the pre-upgrade
-/// backup when another release is current, the ledger row, and `coderd.env`.
+/// backup when another release is current and the ledger row. Returns what install
+/// writes afterwards (it writes nothing outside the service user's directories).
 pub async fn install_step(
     layout: &Layout,
     name: &str,
     installer: &Installer,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<StepReport> {
     let config = Config::read(&layout.config_file())?;
     let release = Release::open(layout.release(name))?;
     let current = Release::current(layout)
         .ok()
         .filter(|c| c.name != release.name);
     let db = Database::open(layout, &config, &release).await?;
-    let result = record(layout, &config, &release, current.as_ref(), &db, installer).await;
+    let result = record(layout, &release, current.as_ref(), &db, installer).await;
+    let pg_url = db.coder_url.clone();
     let closed = db.close().await;
-    result.and(closed)
+    let upgrade = result?;
+    closed?;
+    Ok(StepReport { pg_url, upgrade })
 }
 
 async fn record(
     layout: &Layout,
-    config: &Config,
     release: &Release,
     current: Option<&Release>,
     db: &Database,
     installer: &Installer,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<UpgradeRecord>> {
     postgres::migrate(&db.coder_url).await?;
     let pool = postgres::connect(&db.coder_url).await?;
-    if let Some(from) = current {
-        backup_before_upgrade(layout, release, from, db, &pool).await?;
-    }
+    let upgrade = match current {
+        Some(from) => Some(backup_before_upgrade(layout, release, from, db, &pool).await?),
+        None => None,
+    };
     let row = ledger::NewInstall {
         bundle: release.manifest.name.clone(),
         version: release.manifest.version.clone(),
@@ -197,7 +212,7 @@ async fn record(
     ledger::record_install(&pool, &row).await?;
     record_certificates(layout, &pool).await?;
     pool.close().await;
-    write_coderd_env(layout, config, release, &db.coder_url)
+    Ok(upgrade)
 }
 
 /// Records the certificates coderd and the mirror serve (renewals re-issue the same names).
@@ -220,15 +235,15 @@ async fn record_certificates(layout: &Layout, pool: &sqlx::PgPool) -> anyhow::Re
     Ok(())
 }
 
-/// Dumps coderd's database before the switch and leaves an [`UpgradeRecord`] in the new
-/// release for `rollback`.
+/// Dumps coderd's database before the switch and returns the [`UpgradeRecord`] install
+/// leaves in the new release for `rollback`.
 async fn backup_before_upgrade(
     layout: &Layout,
     release: &Release,
     from: &Release,
     db: &Database,
     pool: &sqlx::PgPool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<UpgradeRecord> {
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let file = layout.backups().join(format!(
         "{}-before-{}-{stamp}.dump",
@@ -265,19 +280,19 @@ async fn backup_before_upgrade(
     .await?;
     ledger::attach_backup(pool, upgrade, backup_id).await?;
     ledger::finish_upgrade(pool, upgrade, ledger::Outcome::Succeeded).await?;
-    let record = UpgradeRecord {
+    Ok(UpgradeRecord {
         from: from.name.clone(),
         backup: info.path,
         sha256: info.sha256,
-    };
-    let path = release.dir.join(UPGRADE_FILE);
-    std::fs::write(&path, serde_json::to_vec_pretty(&record)?)
-        .with_context(|| format!("writing {}", path.display()))
+    })
 }
 
-/// Writes `ROOT/etc/coderd.env` for `release` with the database URL.
+/// Writes `ROOT/etc/coderd.env` for `release` with the database URL, through the handle
+/// of `etc`, given to `owner` (the service user) when root writes it.
 pub fn write_coderd_env(
     layout: &Layout,
+    etc: &Dir,
+    owner: Option<Owner>,
     config: &Config,
     release: &Release,
     pg_url: &str,
@@ -290,7 +305,7 @@ pub fn write_coderd_env(
         docs_url: release.docs_dir().map(|_| docs_url(config)),
     };
     let vars = coderd_env(&settings, layout);
-    write_env_file(&layout.coderd_env(), &vars)
+    write_env_file(etc, CODERD_ENV, owner, &vars)
         .with_context(|| format!("writing {}", layout.coderd_env().display()))
 }
 

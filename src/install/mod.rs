@@ -9,8 +9,12 @@
 //! the sequence checked again → renamed to `releases/VERSION-SEQUENCE` → CA,
 //! certificates, trust bundle, terraformrc, settings and systemd unit (each written
 //! atomically) → the database step as the service user (migrations, pre-upgrade backup,
-//! ledger row, `coderd.env`) → the switch of `previous` and `current` (one rename each)
-//! → SIGHUP to a running `up` so it moves to the new release.
+//! ledger row), after which root writes `coderd.env` and the upgrade record it reported
+//! → the switch of `previous` and `current` (one rename each) → SIGHUP to a running `up`
+//! so it moves to the new release.
+//!
+//! Root writes only through the directory handles of [`Tree`] (see the ownership table on
+//! [`Layout`]); the service user's directories are created and given to it, never entered.
 
 pub mod contract;
 pub mod database;
@@ -26,8 +30,9 @@ use airgap_bundle::{Manifest, PublicKey, VerifyOptions};
 use anyhow::{bail, Context};
 
 use crate::appliance::config::{AccessUrl, Config};
-use crate::appliance::layout::Layout;
+use crate::appliance::layout::{Layout, EXTERNAL_URL_FILE, INSTALL_LOCK, PROGRAM};
 use crate::appliance::release::{Release, MANIFEST_FILE};
+use crate::appliance::rootdir::{Dir, Owner};
 use crate::privilege::{self, ServiceUser};
 use crate::progress::Bar;
 
@@ -79,26 +84,19 @@ pub fn install(req: &Request) -> anyhow::Result<Outcome> {
     preflight::check_sequence(&layout, &claimed, req.allow_downgrade)?;
     preflight::check_disk(&req.root, &claimed)?;
     drop(claimed);
-    create_tree(&layout)?;
-    let _lock = lock_install(&layout)?;
+    let tree = create_tree(&layout, &user)?;
+    let _lock = lock_install(&tree.root)?;
     remove_stale_staging(&layout)?;
     let name = unpack_release(req, &layout, &key)?;
     let replaced = Release::current(&layout)
         .ok()
         .map(|r| r.name)
         .filter(|r| *r != name);
-    configure(req, &layout)?;
-    if privilege::is_root() {
-        privilege::chown_tree(&req.root, &user)?;
-    }
-    database_step(&layout, &user, &name)?;
-    switch::switch_to(&layout, &name)?;
-    if privilege::is_root() {
-        for link in [layout.current(), layout.previous()] {
-            let _ = std::os::unix::fs::lchown(&link, Some(user.uid), Some(user.gid));
-        }
-    }
-    let reloaded_up = crate::supervise::running_up(&layout);
+    configure(req, &layout, &tree, &user)?;
+    database_step(&layout, &tree, &user, &name)?;
+    switch::switch_to(&tree.root, &name)?;
+    let reloaded_up = crate::supervise::running_up(&layout)
+        .filter(|pid| !privilege::is_root() || privilege::process_owner(*pid) == Some(user.uid));
     if let Some(pid) = reloaded_up {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(0));
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
@@ -124,12 +122,23 @@ fn service_user(name: &str) -> anyhow::Result<ServiceUser> {
 }
 
 /// Fails when a directory above ROOT keeps the service user out (no search permission
-/// for others and not owned by the user), naming the directory and the fix.
+/// for others and not owned by the user), or belongs to it, naming the directory and
+/// the fix.
 fn check_reachable(root: &Path, user: &ServiceUser) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
     for dir in root.ancestors().skip(1).filter(|d| d.exists()) {
         let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-        if meta.mode() & 0o001 == 0 && meta.uid() != user.uid {
+        if meta.uid() == user.uid {
+            bail!(
+                "{} belongs to the service user {}, who could move ROOT ({}) away under \
+                 root; chown root:root {} or choose another --root (like /srv/coder)",
+                dir.display(),
+                user.name,
+                root.display(),
+                dir.display()
+            );
+        }
+        if meta.mode() & 0o001 == 0 {
             bail!(
                 "the service user {} cannot reach {}: {} is mode {:o}; \
                  chmod o+x {} or choose another --root (like /srv/coder)",
@@ -144,47 +153,61 @@ fn check_reachable(root: &Path, user: &ServiceUser) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates ROOT's directories (private ones 0700).
-fn create_tree(layout: &Layout) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let public = [
-        layout.releases(),
-        layout.etc().join("tls"),
-        layout.etc().join("systemd"),
-        layout.root().join("bin"),
-    ];
-    let private = [
-        layout.root().join("data"),
-        layout.secrets(),
-        layout.backups(),
-        layout.run(),
-    ];
-    for (dirs, mode) in [(&public[..], 0o755), (&private[..], 0o700)] {
-        for dir in dirs {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(mode)
-                .create(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
-        }
-    }
-    Ok(())
+/// ROOT's directories, opened by handle and checked (see the ownership table on
+/// [`Layout`]): root's own are root-owned and writable by root only, the service user's
+/// are created and given to it, never entered.
+pub struct Tree {
+    /// ROOT itself.
+    pub root: Dir,
+    /// `ROOT/releases`.
+    pub releases: Dir,
+    /// `ROOT/etc`.
+    pub etc: Dir,
+    /// `ROOT/etc/tls`.
+    pub tls: Dir,
+    /// `ROOT/etc/systemd`.
+    pub systemd: Dir,
+    /// `ROOT/bin`.
+    pub bin: Dir,
 }
 
-/// Holds `run/install.lock` for the whole install: two installs at once would race on
-/// the switch and the database step.
-pub(crate) fn lock_install(layout: &Layout) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
-    let path = layout.run().join("install.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+/// Opens (creating what is missing) ROOT's tree, refusing links, directories root writes
+/// into that others can change, and gives the service user its directories.
+pub fn create_tree(layout: &Layout, user: &ServiceUser) -> anyhow::Result<Tree> {
+    let root = Dir::open_root(layout.root())?;
+    let etc = root.admin_dir("etc")?;
+    let tree = Tree {
+        releases: root.admin_dir("releases")?,
+        tls: etc.admin_dir("tls")?,
+        systemd: etc.admin_dir("systemd")?,
+        bin: root.admin_dir("bin")?,
+        etc,
+        root,
+    };
+    let owner = service_owner(user);
+    let data = tree.root.service_dir("data", 0o700, owner)?;
+    data.service_dir("secrets", 0o700, owner)?;
+    tree.root.service_dir("backups", 0o700, owner)?;
+    tree.root.service_dir("run", 0o700, owner)?;
+    Ok(tree)
+}
+
+/// The service user as an owner for [`Dir`] calls.
+pub fn service_owner(user: &ServiceUser) -> Owner {
+    Owner {
+        uid: user.uid,
+        gid: user.gid,
+    }
+}
+
+/// Holds `ROOT/.install.lock` (root's) for the whole install: two installs at once would
+/// race on the switch and the database step.
+pub(crate) fn lock_install(root: &Dir) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    let file = root.open_lock_file(INSTALL_LOCK)?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
         anyhow::anyhow!(
             "{}: another install or rollback is running on this root; wait for it to finish",
-            path.display()
+            root.path().join(INSTALL_LOCK).display()
         )
     })
 }
@@ -275,8 +298,14 @@ fn save_manifest(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
 }
 
 /// Certificates, trust bundle, terraformrc, settings, the external URL secret, the
-/// systemd unit and a copy of this program under ROOT/bin.
-fn configure(req: &Request, layout: &Layout) -> anyhow::Result<()> {
+/// systemd unit and a copy of this program under ROOT/bin, each written through the
+/// directory handles of `tree`.
+fn configure(
+    req: &Request,
+    layout: &Layout,
+    tree: &Tree,
+    user: &ServiceUser,
+) -> anyhow::Result<()> {
     let access = AccessUrl::parse(&req.config.access_url)?;
     let mirror_addr: SocketAddr = req
         .config
@@ -289,22 +318,32 @@ fn configure(req: &Request, layout: &Layout) -> anyhow::Result<()> {
         mirror_ip: specific_ip(mirror_addr.ip()),
         days: req.cert_days,
     };
+    tls::check_ca_dir(&tree.root, &req.config.ca_dir, layout)?;
     let ca = tls::open_ca(&req.config.ca_dir, req.create_ca, &plan)?;
-    tls::issue_all(&ca, layout, &plan)?;
+    tls::issue_all(&ca, layout, &tree.tls, &plan)?;
+    tls::hand_keys_to(&tree.tls, user)?;
     let rc = airgap_mirror::maintain::terraformrc(&mirror_url(mirror_addr))?;
-    write_atomic(&layout.terraformrc(), rc.as_bytes(), 0o644)?;
-    write_atomic(
-        &layout.config_file(),
+    tree.etc
+        .write_file("terraformrc", rc.as_bytes(), 0o644, None)?;
+    tree.etc.write_file(
+        "coder-airgap.toml",
         req.config.to_toml().as_bytes(),
         0o644,
+        None,
     )?;
     if let Some(url) = &req.postgres_url {
-        let path = layout.secrets().join(database::EXTERNAL_URL_SECRET);
-        write_atomic(&path, url.as_bytes(), 0o600)?;
+        tree.etc.write_file(
+            EXTERNAL_URL_FILE,
+            url.as_bytes(),
+            0o600,
+            privilege::is_root().then(|| service_owner(user)),
+        )?;
     }
-    let exe = copy_self(layout)?;
+    let exe = copy_self(layout, &tree.bin)?;
     let unit = crate::appliance::systemd::unit(&exe, layout.root(), &req.config.service_user);
-    write_atomic(&layout.systemd_unit(), unit.as_bytes(), 0o644)
+    tree.systemd
+        .write_file("coder-airgap.service", unit.as_bytes(), 0o644, None)?;
+    Ok(())
 }
 
 /// The mirror URL Terraform on this host uses: loopback when the mirror listens on all
@@ -325,53 +364,62 @@ fn specific_ip(ip: IpAddr) -> Option<IpAddr> {
 
 /// Copies the running program to `ROOT/bin/coder-airgap`, which the unit starts (the
 /// service user may not be able to reach wherever the operator keeps it).
-fn copy_self(layout: &Layout) -> anyhow::Result<PathBuf> {
+fn copy_self(layout: &Layout, bin: &Dir) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating this program")?;
-    let dest = installed_exe(layout);
+    let dest = layout.installed_exe();
     if exe == dest {
         return Ok(dest);
     }
     // /proc/self/exe still reads when the file on disk was replaced or removed meanwhile.
-    let tmp = dest.with_extension("partial");
-    std::fs::copy("/proc/self/exe", &tmp)
-        .with_context(|| format!("copying {} to {}", exe.display(), tmp.display()))?;
-    std::fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
+    let mut source = std::fs::File::open("/proc/self/exe")
+        .with_context(|| format!("reading {}", exe.display()))?;
+    bin.copy_file(PROGRAM, &mut source, 0o755)?;
     Ok(dest)
 }
 
-/// `ROOT/bin/coder-airgap`, the copy of this program that the unit and the database step run.
-fn installed_exe(layout: &Layout) -> PathBuf {
-    layout.root().join("bin").join("coder-airgap")
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("partial");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Runs the database step as the service user: in a child process when we are root
-/// (PostgreSQL refuses root), in this process otherwise.
-fn database_step(layout: &Layout, user: &ServiceUser, name: &str) -> anyhow::Result<()> {
+/// Runs the database step as the service user (in a child process when we are root:
+/// PostgreSQL refuses root; in this process otherwise), then writes what it reported
+/// where the service user cannot: `etc/coderd.env` (the service user's, 0600) and the
+/// upgrade record in the release directory.
+fn database_step(
+    layout: &Layout,
+    tree: &Tree,
+    user: &ServiceUser,
+    name: &str,
+) -> anyhow::Result<()> {
     let installer = database::Installer {
         name: operator_name(),
     };
-    if !privilege::is_root() {
-        return crate::runtime::block_on(database::install_step(layout, name, &installer))?;
+    let report = if privilege::is_root() {
+        database_child(layout, user, name, &installer)?
+    } else {
+        crate::runtime::block_on(database::install_step(layout, name, &installer))??
+    };
+    let config = Config::read_in(&tree.etc, &layout.config_file())?;
+    let release = Release::open(layout.release(name))?;
+    let owner = privilege::is_root().then(|| service_owner(user));
+    database::write_coderd_env(layout, &tree.etc, owner, &config, &release, &report.pg_url)?;
+    if let Some(record) = &report.upgrade {
+        let dir = tree.releases.admin_dir(name)?;
+        dir.write_file(
+            database::UPGRADE_FILE,
+            &serde_json::to_vec_pretty(record)?,
+            0o644,
+            None,
+        )?;
     }
-    let exe = installed_exe(layout);
+    Ok(())
+}
+
+/// The database step as `user`: `install-db` prints its [`database::StepReport`] as one
+/// JSON line on stdout (its progress goes to stderr).
+fn database_child(
+    layout: &Layout,
+    user: &ServiceUser,
+    name: &str,
+    installer: &database::Installer,
+) -> anyhow::Result<database::StepReport> {
+    let exe = layout.installed_exe();
     let root = layout.root().as_os_str().to_owned();
     let args: Vec<std::ffi::OsString> = vec![
         "install-db".into(),
@@ -380,19 +428,27 @@ fn database_step(layout: &Layout, user: &ServiceUser, name: &str) -> anyhow::Res
         "--release".into(),
         name.into(),
         "--installed-by".into(),
-        installer.name.into(),
+        installer.name.clone().into(),
     ];
-    let status = privilege::command_as(user, &exe, args, privilege::DROPPED_MARKER)
+    let out = privilege::command_as(user, &exe, args, privilege::DROPPED_MARKER)
         .stdin(std::process::Stdio::null())
-        .status()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .with_context(|| format!("running the database step as {}", user.name))?;
-    if !status.success() {
+    if !out.status.success() {
         bail!(
             "the database step (run as {}) failed; its error is above",
             user.name
         );
     }
-    Ok(())
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim()).with_context(|| {
+        format!(
+            "the database step (run as {}) reported no result",
+            user.name
+        )
+    })
 }
 
 /// The operator for the ledger: `SUDO_USER`, else `USER`, else the uid.

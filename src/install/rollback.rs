@@ -1,6 +1,7 @@
 //! `rollback`: back to the previous release. When the release being left had been
 //! started (coderd may have migrated the database), the backup install took before the
-//! upgrade is restored first, into a database emptied of everything the role owns.
+//! upgrade is restored first, into a database emptied of everything the role owns. The
+//! switch is root's (ROOT is root's own directory); the restore is the service user's.
 
 use anyhow::{bail, Context};
 
@@ -9,7 +10,9 @@ use super::switch;
 use crate::appliance::config::Config;
 use crate::appliance::layout::Layout;
 use crate::appliance::release::Release;
+use crate::appliance::rootdir::Dir;
 use crate::postgres::{self, ledger};
+use crate::privilege::{self, ServiceUser};
 
 /// What rollback did.
 #[derive(Debug)]
@@ -23,15 +26,18 @@ pub struct Outcome {
 }
 
 /// Returns to the previous release. Refuses while `up` runs: coderd must not be using the
-/// database while it is restored.
-pub async fn rollback(layout: &Layout) -> anyhow::Result<Outcome> {
+/// database while it is restored. As root (`user` given), the lock and the switch are
+/// done here through ROOT's handle and the restore runs as the service user
+/// (`rollback-db`); otherwise everything runs in this process.
+pub fn rollback(layout: &Layout, user: Option<&ServiceUser>) -> anyhow::Result<Outcome> {
     if let Some(pid) = crate::supervise::running_up(layout) {
         bail!(
             "the appliance is running (up, pid {pid}): stop it first \
              (systemctl stop coder-airgap, or Ctrl-C), then roll back"
         );
     }
-    let _lock = super::lock_install(layout)?;
+    let root = Dir::open_root(layout.root())?;
+    let _lock = super::lock_install(&root)?;
     let current = Release::current(layout)?;
     let Some(previous) = Release::previous(layout)? else {
         bail!(
@@ -44,7 +50,10 @@ pub async fn rollback(layout: &Layout) -> anyhow::Result<Outcome> {
     let record = UpgradeRecord::read(&current.dir)?;
     let restored = match (touched, record) {
         (true, Some(record)) => {
-            restore(layout, &previous, &record).await?;
+            match user {
+                Some(user) => restore_as(layout, user, &previous.name)?,
+                None => crate::runtime::block_on(restore(layout, &previous, &record))??,
+            }
             Some(record)
         }
         (true, None) => bail!(
@@ -55,12 +64,49 @@ pub async fn rollback(layout: &Layout) -> anyhow::Result<Outcome> {
         ),
         (false, _) => None,
     };
-    switch::roll_back(layout)?;
+    switch::roll_back(&root)?;
     Ok(Outcome {
         from: current.name,
         to: previous.name,
         restored,
     })
+}
+
+/// The restore step of a root rollback, run as the service user (`rollback-db`): restores
+/// the backup recorded in the current release into the database of release `previous`.
+pub async fn restore_step(layout: &Layout, previous: &str) -> anyhow::Result<()> {
+    let current = Release::current(layout)?;
+    let previous = Release::open(layout.release(previous))?;
+    let record = UpgradeRecord::read(&current.dir)?.with_context(|| {
+        format!(
+            "{}: no pre-upgrade backup record",
+            current.dir.join(super::database::UPGRADE_FILE).display()
+        )
+    })?;
+    restore(layout, &previous, &record).await
+}
+
+/// Runs [`restore_step`] as `user` in a child process (PostgreSQL refuses root).
+fn restore_as(layout: &Layout, user: &ServiceUser, previous: &str) -> anyhow::Result<()> {
+    let args: Vec<std::ffi::OsString> = vec![
+        "rollback-db".into(),
+        "--root".into(),
+        layout.root().as_os_str().to_owned(),
+        "--release".into(),
+        previous.into(),
+    ];
+    let exe = layout.installed_exe();
+    let status = privilege::command_as(user, &exe, args, privilege::DROPPED_MARKER)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running the restore as {}", user.name))?;
+    if !status.success() {
+        bail!(
+            "the restore (run as {}) failed; its error is above",
+            user.name
+        );
+    }
+    Ok(())
 }
 
 async fn restore(

@@ -12,6 +12,11 @@ use time::{Duration, OffsetDateTime};
 
 use crate::appliance::config::AccessUrl;
 use crate::appliance::layout::Layout;
+use crate::appliance::rootdir::{Dir, Owner};
+use crate::privilege::ServiceUser;
+
+/// The leaves under `etc/tls` whose keys the service user's coderd and mirror load.
+const LEAVES: [&str; 2] = ["coderd", "mirror"];
 
 /// A leaf closer than this to expiry is re-issued by install (and renewed by `up`).
 pub const RENEW_WITHIN_DAYS: i64 = 30;
@@ -27,6 +32,52 @@ pub struct TlsPlan<'a> {
     pub mirror_ip: Option<IpAddr>,
     /// Leaf lifetime.
     pub days: u32,
+}
+
+/// Checks, before the certs crate is handed the path, that the CA directory cannot be
+/// changed by anyone but root: the default `ROOT/ca` through ROOT's handle (not a link,
+/// root-owned, writable by root only; a missing one is created by `init`), another
+/// `--ca-dir` by opening it without following its last component.
+pub fn check_ca_dir(root: &Dir, ca_dir: &Path, layout: &Layout) -> anyhow::Result<()> {
+    if ca_dir == layout.default_ca_dir() {
+        root.existing_admin_dir("ca")?;
+    } else if ca_dir.exists() {
+        Dir::open_root(ca_dir)?;
+    }
+    Ok(())
+}
+
+/// Gives the private keys of coderd's and the mirror's current certificates to the
+/// service user (0600 stays), through handles: `tls/.NAME.tls/current` is read as a link
+/// and its target opened as one plain name. Called after issuing and renewing, as root.
+pub fn hand_keys_to(tls: &Dir, user: &ServiceUser) -> anyhow::Result<()> {
+    if !crate::privilege::is_root() {
+        return Ok(());
+    }
+    let owner = Owner {
+        uid: user.uid,
+        gid: user.gid,
+    };
+    for leaf in LEAVES {
+        let Ok(store) = tls.open_subdir(&format!(".{leaf}.tls")) else {
+            continue;
+        };
+        let Some(serial) = store.read_link("current")? else {
+            continue;
+        };
+        let serial = serial
+            .to_str()
+            .filter(|s| !s.contains('/'))
+            .with_context(|| {
+                format!(
+                    "{}: current points at {}, not a version",
+                    store.path().display(),
+                    serial.display()
+                )
+            })?;
+        store.open_subdir(serial)?.chown_entry("tls.key", owner)?;
+    }
+    Ok(())
 }
 
 /// Loads the CA at `dir`, or creates it there when `create` (the default CA under ROOT).
@@ -58,7 +109,14 @@ pub fn open_ca(dir: &Path, create: bool, plan: &TlsPlan) -> anyhow::Result<Certi
 
 /// Issues (or keeps, when still right) coderd's and the mirror's certificates and writes
 /// the trust bundle.
-pub fn issue_all(ca: &CertificateAuthority, layout: &Layout, plan: &TlsPlan) -> anyhow::Result<()> {
+///
+/// `tls` is the checked handle of `etc/tls`: a leaf being replaced is removed through it.
+pub fn issue_all(
+    ca: &CertificateAuthority,
+    layout: &Layout,
+    tls: &Dir,
+    plan: &TlsPlan,
+) -> anyhow::Result<()> {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let host_dns: Vec<String> = match plan.access.ip() {
         Some(_) => Vec::new(),
@@ -81,7 +139,7 @@ pub fn issue_all(ca: &CertificateAuthority, layout: &Layout, plan: &TlsPlan) -> 
     for (prefix, dns, ips) in leaves {
         let mut request = LeafRequest::server(dedup(dns), dedup(ips));
         request.days = plan.days;
-        ensure_leaf(ca, &request, &prefix)?;
+        ensure_leaf(ca, &request, &prefix, tls)?;
     }
     ca.write_trust_bundle(&layout.ca_bundle())
         .with_context(|| format!("writing {}", layout.ca_bundle().display()))?;
@@ -94,13 +152,14 @@ fn ensure_leaf(
     ca: &CertificateAuthority,
     request: &LeafRequest,
     prefix: &Path,
+    tls: &Dir,
 ) -> anyhow::Result<()> {
     let crt = prefix.with_extension("crt");
     if crt.exists() {
         if leaf_still_fits(ca, request, prefix)? {
             return Ok(());
         }
-        remove_leaf(prefix)?;
+        remove_leaf(prefix, tls)?;
     }
     let issued = ca
         .issue_to_files(request, prefix)
@@ -140,24 +199,16 @@ fn leaf_still_fits(
     Ok(wanted == has && fresh && entry.revoked.is_none())
 }
 
-/// Removes `PREFIX.crt`, `PREFIX.key` and their version store `.NAME.tls`.
-fn remove_leaf(prefix: &Path) -> anyhow::Result<()> {
+/// Removes `PREFIX.crt`, `PREFIX.key` and their version store `.NAME.tls` through the
+/// handle of their directory (links removed, never followed).
+fn remove_leaf(prefix: &Path, tls: &Dir) -> anyhow::Result<()> {
     let name = prefix
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let store = prefix.with_file_name(format!(".{name}.tls"));
-    for file in [prefix.with_extension("crt"), prefix.with_extension("key")] {
-        match std::fs::remove_file(&file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", file.display()))
-            }
-            _ => {}
-        }
-    }
-    if store.exists() {
-        std::fs::remove_dir_all(&store).with_context(|| format!("removing {}", store.display()))?;
-    }
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{}: not a certificate prefix", prefix.display()))?;
+    tls.remove_file(&format!("{name}.crt"))?;
+    tls.remove_file(&format!("{name}.key"))?;
+    tls.remove_tree(&format!(".{name}.tls"))?;
     Ok(())
 }
 

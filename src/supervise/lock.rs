@@ -32,12 +32,17 @@ impl UpLock {
         let io = |what| SuperviseError::io(what, &path);
         let run = layout.run();
         std::fs::create_dir_all(&run).map_err(SuperviseError::io("cannot create", &run))?;
+        // A link in place of the lock (run/ is the service user's) is replaced, not followed.
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            std::fs::remove_file(&path).map_err(io("cannot replace"))?;
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o644)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&path)
             .map_err(io("cannot open"))?;
         lock_exclusive(&file, layout)?;
@@ -69,7 +74,15 @@ fn lock_exclusive(file: &File, layout: &Layout) -> Result<(), SuperviseError> {
 /// `install` sends it SIGHUP after switching `current`; `status` uses it to tell a running
 /// appliance from a stale state file.
 pub(crate) fn running_up(layout: &Layout) -> Option<u32> {
-    let file = File::open(layout.up_lock()).ok()?;
+    // Root (install, rollback) reads this file of the service user's: never through a
+    // link, never a FIFO that would block the open.
+    let flags = nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(layout.up_lock())
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
     // A just-started `up` holds the lock a moment before its pid is written.
     for _ in 0..3 {
         match file.try_lock_shared() {

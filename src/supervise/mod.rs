@@ -24,6 +24,7 @@ mod supervisor;
 
 pub(crate) use lock::running_up;
 pub(crate) use process::ProcessId;
+pub(crate) use renew::prepare_as_root;
 pub(crate) use supervisor::run;
 
 /// One progress line of `up` on stderr (shown at every verbosity, since it is what an
