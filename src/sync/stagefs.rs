@@ -3,7 +3,6 @@
 //! half-written binary or a stage that disagrees with its lock file.
 
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
