@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use airgap_testkit::pki::{PkiFiles, TestPki};
-use airgap_testkit::registry::{provider_zip, Faults, ProviderFixture, Registry};
+use airgap_testkit::registry::{
+    hostile_zip, provider_zip, Faults, HostileZip, ProviderFixture, Registry,
+};
+use airgap_testkit::server::Hostile;
 use support::{airgap, fails, ok, tools};
 
 const HOST: &str = "registry.example.test";
@@ -573,4 +576,121 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn terraformrc_parses_the_url_and_joins_its_path() {
+    let rc = |url: &str| {
+        String::from_utf8(ok(airgap().args(["mirror", "terraformrc", "--url", url])).stdout)
+            .expect("utf8")
+    };
+    assert!(rc("https://m.internal:8444/base/")
+        .contains("url = \"https://m.internal:8444/base/providers/\""));
+    assert!(rc("https://m.internal:8444/base/providers")
+        .contains("url = \"https://m.internal:8444/base/providers/\""));
+    let err = fails(airgap().args([
+        "mirror",
+        "terraformrc",
+        "--url",
+        "https://m.internal:8444/?token=1",
+    ]));
+    assert!(err.contains("query"), "{err}");
+}
+
+#[test]
+fn import_refuses_zips_that_are_not_safe_provider_packages() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mirror = tmp.path().join("mirror");
+    let source = format!("{HOST}/acme/dummy");
+    let cases = [
+        (
+            HostileZip::NoExecutable,
+            "has no executable terraform-provider-dummy",
+        ),
+        (HostileZip::ParentDir, "\"../x\" has an unsafe name"),
+        (HostileZip::Symlink, "is a symbolic link"),
+        (HostileZip::Bomb, "zip bomb"),
+    ];
+    for (how, message) in cases {
+        let zip = tmp.path().join(format!("{how:?}.zip"));
+        std::fs::write(&zip, hostile_zip("dummy", "1.0.0", how).expect("zip")).expect("write");
+        let err = fails(
+            airgap()
+                .args(["mirror", "import", "--dir"])
+                .arg(&mirror)
+                .args([
+                    "--source",
+                    &source,
+                    "--version",
+                    "1.0.0",
+                    "--platform",
+                    "linux_amd64",
+                ])
+                .arg(&zip),
+        );
+        assert!(
+            err.contains(message) && err.contains(&zip.display().to_string()),
+            "{how:?}: {err}"
+        );
+        assert!(
+            walk(&mirror).is_empty(),
+            "{how:?}: nothing imported: {:?}",
+            walk(&mirror)
+        );
+    }
+}
+
+#[test]
+fn mirror_sync_refuses_a_downgrade_and_a_slow_drip_with_its_flags() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tls = TestPki::new(&[]).expect("pki");
+    let ca = tmp.path().join("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).expect("ca");
+    let registry = Registry::start(
+        &[
+            ProviderFixture::new("acme", "down", &["1.0.0"], &["linux_amd64"]),
+            ProviderFixture::new("acme", "drip", &["1.0.0"], &["linux_amd64"]),
+        ],
+        Some(tls.server_config().expect("tls")),
+    )
+    .expect("registry");
+    let zip = |name: &str| {
+        format!("/files/acme/{name}/1.0.0/terraform-provider-{name}_1.0.0_linux_amd64.zip")
+    };
+    registry.site().set_hostile(
+        &zip("down"),
+        Hostile::Redirect(format!("http://127.0.0.1:9{}", zip("down"))),
+    );
+    registry.site().set_hostile(
+        &zip("drip"),
+        Hostile::Drip(std::time::Duration::from_secs(2)),
+    );
+    for name in ["down", "drip"] {
+        let mirror = tmp.path().join(format!("mirror-{name}"));
+        let spec = format!("[[providers]]\nsource = \"{HOST}/acme/{name}\"\nversions = \"1.0.0\"\nplatforms = [\"linux_amd64\"]\n");
+        let err = fails(
+            sync(&providers_file(tmp.path(), &registry, &spec), &mirror, &ca).args([
+                "--rate-window",
+                "1",
+                "--min-rate-kib",
+                "1",
+            ]),
+        );
+        let expected = if name == "down" {
+            "refused the redirect from https://"
+        } else {
+            "arrived in 1 s (the minimum is 1024)"
+        };
+        assert!(err.contains(expected), "{name}: {err}");
+        assert_eq!(
+            registry.site().requests_for(&zip(name)),
+            1,
+            "{name}: not retried"
+        );
+        assert!(
+            walk(&mirror).is_empty(),
+            "{name}: nothing kept: {:?}",
+            walk(&mirror)
+        );
+    }
 }

@@ -8,11 +8,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use airgap_testkit::hostile::{hostile_tar_gz, HostileTar, ALL_TARS};
 use airgap_testkit::registry::{stranger_key, ProviderFixture, Registry};
 use airgap_testkit::releases::{
     publish_coder, publish_postgres, publish_terraform, release_key, ReleaseFaults, ReleaseSites,
     ReleaseVersions,
 };
+use airgap_testkit::server::Hostile;
 use serde_json::Value;
 use support::{airgap, fails, ok, tools};
 
@@ -603,4 +605,145 @@ fn find_component<'a>(v: &'a Value, name: &str) -> &'a Value {
         .or_else(|| v.get("manifest").and_then(|m| m.get("components")))
         .and_then(|c| c.get(name))
         .unwrap_or_else(|| panic!("component {name} not in {v}"))
+}
+
+/// What the error names for each hostile tar entry (entry name, problem).
+fn hostile_tar_message(how: HostileTar, top: &str) -> (String, &'static str) {
+    match how {
+        HostileTar::SymlinkOut => (format!("{top}/escape"), "outside the archive's tree"),
+        HostileTar::HardlinkOut => (format!("{top}/escape"), "outside the archive's tree"),
+        HostileTar::Setuid => (format!("{top}/bin/su"), "is setuid or setgid"),
+        HostileTar::Device => (format!("{top}/dev/null"), "is a character device entry"),
+        HostileTar::Absolute => ("/tmp/x".to_string(), "unsafe name (absolute path)"),
+        HostileTar::ParentDir => (format!("{top}/../../x"), "unsafe name (contains ..)"),
+        HostileTar::HugeMember => (format!("{top}/bin/huge"), "declares 2147483648 bytes"),
+    }
+}
+
+/// Every file and directory under `dir` whose name ends in `suffix`.
+fn find_named(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.to_string_lossy().ends_with(suffix) {
+            out.push(path.clone());
+        }
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(find_named(&path, suffix));
+        }
+    }
+    out
+}
+
+#[test]
+fn hostile_postgres_archives_are_refused_by_entry_and_nothing_is_staged() {
+    let env = env();
+    let v = env.sites.versions.postgres.clone();
+    let top = format!("postgresql-{v}-x86_64-unknown-linux-gnu");
+    let name = format!("{top}.tar.gz");
+    let tool = b"#!/bin/sh\necho postgres\n".to_vec();
+    let files: Vec<(String, Vec<u8>, u32)> = ["pg_ctl", "postgres", "initdb", "pg_dump", "psql"]
+        .iter()
+        .map(|t| (format!("{top}/bin/{t}"), tool.clone(), 0o755))
+        .collect();
+    let refs: Vec<(&str, &[u8], u32)> = files
+        .iter()
+        .map(|(p, b, m)| (p.as_str(), b.as_slice(), *m))
+        .collect();
+    for how in ALL_TARS {
+        let tgz = hostile_tar_gz(&refs, &top, how).expect("tgz");
+        // Correctly listed in its .sha256: only the archive checks can refuse it.
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&tgz));
+        let site = &env.sites.postgres.site;
+        site.insert(
+            &format!("/{v}/{name}.sha256"),
+            format!("{sha}  {name}\n"),
+            "text/plain",
+        );
+        site.insert(&format!("/{v}/{name}"), tgz, "application/gzip");
+        let err = fails(&mut env.sync());
+        let (entry, problem) = hostile_tar_message(how, &top);
+        assert!(
+            err.contains(&name)
+                && err.contains(&format!("entry {entry:?}"))
+                && err.contains(problem),
+            "{how:?}: {err}"
+        );
+        let stage = env.stage();
+        assert!(!stage.join("postgres").exists(), "{how:?}: nothing staged");
+        assert!(
+            !stage.join(".sync-tmp").exists(),
+            "{how:?}: no work files left"
+        );
+        assert!(find_named(&stage, ".unpack").is_empty(), "{how:?}");
+        assert!(!stage.join("appliance.lock.json").exists(), "{how:?}");
+    }
+}
+
+#[test]
+fn hostile_coder_tarballs_are_refused_before_anything_lands() {
+    let env = env();
+    let files: &[(&str, &[u8], u32)] = &[("coder", b"#!/bin/sh\necho v2.35.3\n", 0o755)];
+    for how in [
+        HostileTar::HugeMember,
+        HostileTar::SymlinkOut,
+        HostileTar::Setuid,
+    ] {
+        let tarball = env.dir.path().join(format!("coder-{how:?}.tar.gz"));
+        std::fs::write(&tarball, hostile_tar_gz(files, "", how).expect("tgz")).expect("write");
+        let err = fails(env.sync().arg("--coder-from").arg(&tarball));
+        let (entry, problem) = hostile_tar_message(how, "");
+        let entry = entry.trim_start_matches('/').to_string();
+        assert!(
+            err.contains(&tarball.display().to_string())
+                && err.contains(&entry)
+                && err.contains(problem),
+            "{how:?}: {err}"
+        );
+        assert!(!env.stage().join("bin/coder").exists(), "{how:?}");
+        assert!(!env.stage().join(".sync-tmp").exists(), "{how:?}");
+    }
+}
+
+#[test]
+fn a_redirect_to_http_and_a_missing_file_fail_at_once() {
+    let pki = airgap_testkit::pki::TestPki::new(&[]).expect("pki");
+    let env = env_with(Some(&pki));
+    let ca = env.dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).expect("ca");
+    let sums = "/terraform/1.15.5/terraform_1.15.5_SHA256SUMS";
+    env.sites
+        .hashicorp
+        .site
+        .set_hostile(sums, Hostile::Redirect(format!("http://127.0.0.1:9{sums}")));
+    let err = fails(env.sync().arg("--ca-file").arg(&ca));
+    assert!(
+        err.contains("refused the redirect from https://")
+            && err.contains(&format!("to http://127.0.0.1:9{sums}")),
+        "{err}"
+    );
+    assert_eq!(
+        env.sites.hashicorp.site.requests_for(sums),
+        1,
+        "not retried"
+    );
+    assert!(!env.stage().join("bin").exists());
+
+    // A 404 (a version that is not published) is asked for once, not retried.
+    let env = env();
+    env.sites.postgres.site.clear_requests();
+    let err = fails(env.sync().args(["--set", "postgres.version=15.99.0"]));
+    assert!(err.contains("HTTP 404"), "{err}");
+    let asked = env
+        .sites
+        .postgres
+        .site
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("15.99.0"))
+        .count();
+    assert_eq!(asked, 1, "one request");
 }

@@ -3,6 +3,11 @@
 //! small verified GETs for metadata, and streaming file downloads that write `DEST.part`,
 //! resume it with a Range request after an interruption, hash while streaming, check the
 //! expected sha256 and rename into place only when everything matched.
+//!
+//! No upstream is trusted beyond what is verified: redirects never change the scheme (no
+//! https → http downgrade), every transfer has an overall deadline, a minimum rate and a
+//! size cap, a body past its cap leaves no file behind, and failures that retrying cannot
+//! fix (a refused certificate, a name that does not resolve, HTTP 4xx) fail at once.
 
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -15,6 +20,9 @@ use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+
+use crate::failure::{self, error_chain, Failure};
 
 pub use reqwest::Url;
 
@@ -61,8 +69,64 @@ pub enum FetchError {
         /// The hex sha256 of what arrived.
         actual: String,
     },
-    /// A metadata response exceeded the size limit.
-    #[error("GET {url}: response is larger than {limit} bytes")]
+    /// A redirect was refused (scheme change such as https → http, or too many hops).
+    #[error("GET {url}: {refused}")]
+    Redirect {
+        /// The URL asked for.
+        url: String,
+        /// The refused hop, naming both URLs.
+        refused: failure::RedirectRefused,
+    },
+    /// The server's TLS certificate is refused; the advice says what to do.
+    #[error("GET {url}: {advice}")]
+    Certificate {
+        /// The URL.
+        url: String,
+        /// Why, and how to fix it.
+        advice: String,
+    },
+    /// The host name does not resolve (not retried).
+    #[error("GET {url}: the name {host} does not resolve ({message}); check the name, this host's DNS and the proxy settings (--https-proxy)")]
+    Unresolvable {
+        /// The URL.
+        url: String,
+        /// The host name.
+        host: String,
+        /// What the resolver said.
+        message: String,
+    },
+    /// There is no route to the network (not retried).
+    #[error("GET {url}: no route to {host} ({message}); this host has no network path there: check the network or set a proxy")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// The host.
+        host: String,
+        /// What the system said.
+        message: String,
+    },
+    /// The transfer went on past its overall deadline.
+    #[error("GET {url}: not finished after {secs} s, the deadline for one transfer; nothing was kept (raise the deadline if the link is this slow)")]
+    Deadline {
+        /// The URL.
+        url: String,
+        /// The deadline in seconds.
+        secs: u64,
+    },
+    /// The body arrived slower than the minimum rate.
+    #[error("GET {url}: only {bytes} bytes arrived in {window_secs} s (the minimum is {min_bytes}); the server is stalling, nothing was kept")]
+    TooSlow {
+        /// The URL.
+        url: String,
+        /// Bytes that arrived in the window.
+        bytes: u64,
+        /// The window in seconds.
+        window_secs: u64,
+        /// The minimum per window.
+        min_bytes: u64,
+    },
+    /// A response exceeded its size cap; nothing was kept.
+    #[error("GET {url}: response is larger than {limit} bytes, its cap; nothing was kept")]
     TooLarge {
         /// The URL.
         url: String,
@@ -107,8 +171,18 @@ pub struct FetchOptions {
     pub https_proxy: Option<String>,
     /// With no `https_proxy`, honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY from the environment.
     pub env_proxy: bool,
-    /// Size limit for metadata responses read into memory.
+    /// Size limit for metadata responses read into memory (JSON, checksum files, keys).
     pub max_metadata_bytes: u64,
+    /// Size cap of a download whose caller gives none.
+    pub max_download_bytes: u64,
+    /// Overall deadline of one transfer (request, headers and the whole body).
+    pub deadline: Duration,
+    /// The window of the minimum-rate check.
+    pub min_rate_window: Duration,
+    /// Fewer bytes than this arriving in any window fails the transfer.
+    pub min_rate_bytes: u64,
+    /// Redirects followed per request (never to another scheme).
+    pub max_redirects: usize,
 }
 
 impl Default for FetchOptions {
@@ -122,7 +196,12 @@ impl Default for FetchOptions {
             extra_ca_file: None,
             https_proxy: None,
             env_proxy: true,
-            max_metadata_bytes: 16 * 1024 * 1024,
+            max_metadata_bytes: 4 * 1024 * 1024,
+            max_download_bytes: 4 * 1024 * 1024 * 1024,
+            deadline: Duration::from_secs(3600),
+            min_rate_window: Duration::from_secs(30),
+            min_rate_bytes: 32 * 1024,
+            max_redirects: 10,
         }
     }
 }
@@ -222,6 +301,19 @@ impl Fetcher {
         dest: &Path,
         expected_sha256: Option<&str>,
     ) -> Result<Downloaded, FetchError> {
+        self.download_capped(url, dest, expected_sha256, self.opts.max_download_bytes)
+            .await
+    }
+
+    /// [`Fetcher::download`] with a size cap of `max_bytes` (the declared size when known,
+    /// else a cap for the kind of file): a larger body stops and leaves no file behind.
+    pub async fn download_capped(
+        &self,
+        url: &Url,
+        dest: &Path,
+        expected_sha256: Option<&str>,
+        max_bytes: u64,
+    ) -> Result<Downloaded, FetchError> {
         let expected = expected_sha256.map(str::to_ascii_lowercase);
         if let Some(want) = &expected {
             if let Some(done) = reuse_existing(dest, want).await? {
@@ -230,7 +322,7 @@ impl Fetcher {
         }
         let part = part_path(dest);
         self.with_retries(url, || {
-            self.download_once(url, dest, &part, expected.as_deref())
+            self.download_once(url, dest, &part, expected.as_deref(), max_bytes)
         })
         .await
     }
@@ -270,26 +362,25 @@ impl Fetcher {
     }
 
     async fn get_bytes_once(&self, url: &Url) -> Result<(Vec<u8>, Url), Attempt> {
-        let mut resp = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| Attempt::Retry(error_chain(&e)))?;
+        let mut pace = Pace::new(url, &self.opts);
+        let send = self.client.get(url.clone()).send();
+        let mut resp = pace.send(send).await?;
         check_status(url, resp.status())?;
         let final_url = resp.url().clone();
         let limit = self.opts.max_metadata_bytes;
+        let too_large = || {
+            Attempt::Fatal(FetchError::TooLarge {
+                url: url.to_string(),
+                limit,
+            })
+        };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
         let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| Attempt::Retry(error_chain(&e)))?
-        {
+        while let Some(chunk) = pace.chunk(&mut resp).await? {
             if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(Attempt::Fatal(FetchError::TooLarge {
-                    url: url.to_string(),
-                    limit,
-                }));
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
@@ -302,16 +393,33 @@ impl Fetcher {
         dest: &Path,
         part: &Path,
         expected: Option<&str>,
+        max_bytes: u64,
+    ) -> Result<Downloaded, Attempt> {
+        let outcome = self
+            .download_attempt(url, dest, part, expected, max_bytes)
+            .await;
+        if let Err(Attempt::Fatal(_)) = &outcome {
+            // A refused transfer leaves nothing a later run could resume from.
+            let _ = std::fs::remove_file(part);
+        }
+        outcome
+    }
+
+    async fn download_attempt(
+        &self,
+        url: &Url,
+        dest: &Path,
+        part: &Path,
+        expected: Option<&str>,
+        max_bytes: u64,
     ) -> Result<Downloaded, Attempt> {
         let offset = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         let mut req = self.client.get(url.clone());
         if offset > 0 {
             req = req.header(RANGE, format!("bytes={offset}-"));
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Attempt::Retry(error_chain(&e)))?;
+        let mut pace = Pace::new(url, &self.opts);
+        let resp = pace.send(req.send()).await?;
         let offset = match resume_offset(&resp, offset) {
             Ok(offset) => offset,
             Err(message) => {
@@ -321,8 +429,12 @@ impl Fetcher {
         };
         check_status(url, resp.status())?;
         let expected_len = resp.content_length().map(|n| n + offset);
+        let cap = Cap { url, max_bytes };
+        if expected_len.is_some_and(|n| n > max_bytes) {
+            return Err(cap.exceeded());
+        }
         let (sha256, bytes) = self
-            .stream_to_part(resp, part, offset, expected_len, dest)
+            .stream_to_part(resp, part, offset, expected_len, dest, (pace, cap))
             .await?;
         if expected_len.is_some_and(|n| n != bytes) {
             return Err(Attempt::Retry(format!("body ended after {bytes} bytes")));
@@ -366,15 +478,22 @@ impl Fetcher {
         offset: u64,
         total: Option<u64>,
         dest: &Path,
+        (mut pace, cap): (Pace, Cap<'_>),
     ) -> Result<(String, u64), Attempt> {
         let bar = self.transfer_bar(dest, total, offset);
         let (tx, rx) = mpsc::channel::<bytes::Bytes>(16);
         let part_owned = part.to_path_buf();
         let writer = tokio::task::spawn_blocking(move || write_and_hash(&part_owned, offset, rx));
         let mut body_error = None;
+        let mut received = offset;
         loop {
-            match resp.chunk().await {
+            match pace.chunk(&mut resp).await {
                 Ok(Some(chunk)) => {
+                    received += chunk.len() as u64;
+                    if received > cap.max_bytes {
+                        body_error = Some(cap.exceeded());
+                        break;
+                    }
                     bar.inc(chunk.len() as u64);
                     self.total.inc(chunk.len() as u64);
                     if tx.send(chunk).await.is_err() {
@@ -383,7 +502,7 @@ impl Fetcher {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    body_error = Some(error_chain(&e));
+                    body_error = Some(e);
                     break;
                 }
             }
@@ -398,7 +517,7 @@ impl Fetcher {
             })
         })?;
         match body_error {
-            Some(message) => Err(Attempt::Retry(message)),
+            Some(e) => Err(e),
             None => Ok((sha, len)),
         }
     }
@@ -428,7 +547,8 @@ fn build_client(opts: &FetchOptions) -> Result<reqwest::Client, FetchError> {
         .user_agent(concat!("coder-airgap/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(opts.connect_timeout)
         .read_timeout(opts.read_timeout)
-        .pool_max_idle_per_host(opts.concurrency.max(1));
+        .pool_max_idle_per_host(opts.concurrency.max(1))
+        .redirect(failure::redirect_policy(opts.max_redirects));
     if let Some(path) = &opts.extra_ca_file {
         for cert in read_ca_file(path)? {
             builder = builder.add_root_certificate(cert);
@@ -553,6 +673,133 @@ async fn reuse_existing(dest: &Path, want: &str) -> Result<Option<Downloaded>, F
     }))
 }
 
+/// The size cap of one download.
+struct Cap<'a> {
+    url: &'a Url,
+    max_bytes: u64,
+}
+
+impl Cap<'_> {
+    fn exceeded(&self) -> Attempt {
+        Attempt::Fatal(FetchError::TooLarge {
+            url: self.url.to_string(),
+            limit: self.max_bytes,
+        })
+    }
+}
+
+/// The clock of one transfer: its overall deadline and the minimum-rate window.
+struct Pace {
+    url: Url,
+    deadline: Instant,
+    deadline_secs: u64,
+    window: Duration,
+    min_bytes: u64,
+    window_start: Instant,
+    window_bytes: u64,
+}
+
+impl Pace {
+    fn new(url: &Url, opts: &FetchOptions) -> Self {
+        let now = Instant::now();
+        Pace {
+            url: url.clone(),
+            deadline: now + opts.deadline,
+            deadline_secs: opts.deadline.as_secs(),
+            window: opts.min_rate_window.max(Duration::from_millis(1)),
+            min_bytes: opts.min_rate_bytes,
+            window_start: now,
+            window_bytes: 0,
+        }
+    }
+
+    /// Sends the request within the deadline; send errors are classified.
+    async fn send(
+        &mut self,
+        send: impl Future<Output = reqwest::Result<reqwest::Response>>,
+    ) -> Result<reqwest::Response, Attempt> {
+        let resp = match tokio::time::timeout_at(self.deadline, send).await {
+            Ok(resp) => resp.map_err(|e| request_failure(&self.url, &e))?,
+            Err(_) => return Err(self.past_deadline()),
+        };
+        self.window_start = Instant::now();
+        Ok(resp)
+    }
+
+    /// The next body chunk, failing past the deadline or below the minimum rate.
+    async fn chunk(
+        &mut self,
+        resp: &mut reqwest::Response,
+    ) -> Result<Option<bytes::Bytes>, Attempt> {
+        loop {
+            let window_end = self.window_start + self.window;
+            let wake = window_end.min(self.deadline);
+            match tokio::time::timeout_at(wake, resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => {
+                    self.window_bytes += chunk.len() as u64;
+                    if Instant::now() >= window_end {
+                        self.close_window()?;
+                    }
+                    return Ok(Some(chunk));
+                }
+                Ok(Ok(None)) => return Ok(None),
+                Ok(Err(e)) => return Err(request_failure(&self.url, &e)),
+                Err(_) if Instant::now() >= self.deadline => return Err(self.past_deadline()),
+                Err(_) => self.close_window()?,
+            }
+        }
+    }
+
+    /// Ends a rate window: too few bytes in it fails the transfer.
+    fn close_window(&mut self) -> Result<(), Attempt> {
+        if self.window_bytes < self.min_bytes {
+            return Err(Attempt::Fatal(FetchError::TooSlow {
+                url: self.url.to_string(),
+                bytes: self.window_bytes,
+                window_secs: self.window.as_secs(),
+                min_bytes: self.min_bytes,
+            }));
+        }
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
+        Ok(())
+    }
+
+    fn past_deadline(&self) -> Attempt {
+        Attempt::Fatal(FetchError::Deadline {
+            url: self.url.to_string(),
+            secs: self.deadline_secs,
+        })
+    }
+}
+
+/// A failed request: permanent failures are fatal, the rest are retried.
+fn request_failure(url: &Url, e: &reqwest::Error) -> Attempt {
+    let host = url.host_str().unwrap_or_default().to_string();
+    let url_text = url.to_string();
+    match failure::classify(e, &host) {
+        Failure::Redirect(refused) => Attempt::Fatal(FetchError::Redirect {
+            url: url_text,
+            refused,
+        }),
+        Failure::Certificate(advice) => Attempt::Fatal(FetchError::Certificate {
+            url: url_text,
+            advice,
+        }),
+        Failure::Unresolvable(message) => Attempt::Fatal(FetchError::Unresolvable {
+            url: url_text,
+            host,
+            message,
+        }),
+        Failure::Unreachable(message) => Attempt::Fatal(FetchError::Unreachable {
+            url: url_text,
+            host,
+            message,
+        }),
+        Failure::Transient(message) => Attempt::Retry(message),
+    }
+}
+
 /// `dest` with `.part` appended to its file name.
 pub fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest
@@ -578,18 +825,6 @@ fn bar_style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
-}
-
-/// The error and its causes on one line (reqwest hides the interesting part in sources).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

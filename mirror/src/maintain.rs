@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::archive::{self, ZipCheckError, ZipLimits};
 use crate::hash::ZipHashes;
 use crate::layout::{
     self, hashes_match, io_err, LayoutError, Mirror, Platform, ProviderAddr, Staged,
@@ -20,10 +21,23 @@ pub struct Imported {
     pub unchanged: bool,
 }
 
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The zip is not a safe provider package (no executable, unsafe names, links, bombs).
+    #[error(transparent)]
+    Unsafe(#[from] ZipCheckError),
+    /// Reading or writing the mirror failed, or the slot holds a different archive.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+}
+
 /// Adds the provider zip at `zip` to the mirror as `provider` `version` `platform`.
 /// The zip is copied beside its destination and hashed there, so what was hashed is what is
 /// installed. A different archive already recorded for the same slot is an error unless
-/// `replace` is set.
+/// `replace` is set. The zip must pass the provider package checks ([`archive::check_zip`]),
+/// including holding `terraform-provider-TYPE`.
 pub fn import(
     mirror: &Mirror,
     provider: &ProviderAddr,
@@ -31,7 +45,7 @@ pub fn import(
     platform: &Platform,
     zip: &Path,
     replace: bool,
-) -> Result<Imported, LayoutError> {
+) -> Result<Imported, ImportError> {
     let dir = mirror.provider_dir(provider);
     std::fs::create_dir_all(&dir).map_err(|source| io_err(&dir, source))?;
     let tmp = tempfile::Builder::new()
@@ -40,6 +54,15 @@ pub fn import(
         .map_err(|source| io_err(&dir, source))?;
     std::fs::copy(zip, tmp.path()).map_err(|source| io_err(zip, source))?;
     layout::set_public_mode(tmp.path())?;
+    archive::check_zip_file(
+        tmp.path(),
+        &archive::provider_executable(&provider.name),
+        &ZipLimits::default(),
+    )
+    .map_err(|e| ZipCheckError {
+        archive: zip.display().to_string(),
+        problem: e.problem,
+    })?;
     let hashes = layout::hash_archive(tmp.path())?;
     let dest = mirror.archive_path(provider, version, platform);
     if let Some(existing) = mirror.entry(provider, version, platform)? {
@@ -55,7 +78,8 @@ pub fn import(
                 slot: format!("{provider} {version} {platform}"),
                 path: dest,
                 existing: existing.hashes.join(", "),
-            });
+            }
+            .into());
         }
     }
     let (_file, tmp_path) = tmp.keep().map_err(|e| io_err(&dir, e.error))?;
@@ -233,29 +257,79 @@ pub fn terraformrc(url: &str) -> Result<String, LayoutError> {
     ))
 }
 
-/// Normalises a mirror URL to `https://HOST[:PORT]/…/providers/`.
+/// Normalises a mirror URL to `https://HOST[:PORT]/…/providers/`, parsed as a URL: the
+/// path is joined with `providers/` (once), and a query or fragment, which Terraform would
+/// drop when it resolves package URLs against the mirror, is refused.
 pub fn mirror_url(url: &str) -> Result<String, LayoutError> {
     let bad = |reason| LayoutError::Address {
         input: url.to_string(),
         reason,
     };
     let trimmed = url.trim();
-    if !trimmed.starts_with("https://") {
-        return Err(bad(
-            "the mirror URL must start with https:// (Terraform refuses plain HTTP mirrors)",
-        ));
-    }
     if trimmed.contains(['"', '\\', ' ', '\n']) {
         return Err(bad(
             "the mirror URL may not contain quotes, spaces or backslashes",
         ));
     }
-    let without = trimmed.trim_end_matches('/');
-    if without.len() <= "https://".len() {
+    let mut parsed = crate::fetch::Url::parse(trimmed)
+        .map_err(|_| bad("not a URL (expected https://HOST[:PORT][/PATH])"))?;
+    if parsed.scheme() != "https" {
+        return Err(bad(
+            "the mirror URL must start with https:// (Terraform refuses plain HTTP mirrors)",
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("the mirror URL has no host"));
     }
-    if without.ends_with("/providers") {
-        return Ok(format!("{without}/"));
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad(
+            "the mirror URL may not have a query (?…) or fragment (#…): Terraform drops them",
+        ));
     }
-    Ok(format!("{without}/providers/"))
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("the mirror URL may not carry a user name or password"));
+    }
+    let path = parsed.path().trim_end_matches('/').to_string();
+    let path = if path.ends_with("/providers") {
+        format!("{path}/")
+    } else {
+        format!("{path}/providers/")
+    };
+    parsed.set_path(&path);
+    Ok(parsed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_urls_are_joined_as_urls() {
+        let ok = |u: &str| mirror_url(u).expect(u);
+        assert_eq!(
+            ok("https://m.internal:8444"),
+            "https://m.internal:8444/providers/"
+        );
+        assert_eq!(
+            ok("https://m.internal:8444/"),
+            "https://m.internal:8444/providers/"
+        );
+        assert_eq!(
+            ok("https://m.internal/base/"),
+            "https://m.internal/base/providers/"
+        );
+        assert_eq!(
+            ok("https://m.internal/providers"),
+            "https://m.internal/providers/"
+        );
+        assert_eq!(
+            ok("https://M.Internal/a/providers/"),
+            "https://m.internal/a/providers/"
+        );
+        assert!(mirror_url("https://m.internal/?x=1").is_err());
+        assert!(mirror_url("https://m.internal/#top").is_err());
+        assert!(mirror_url("http://m.internal").is_err());
+        assert!(mirror_url("https://").is_err());
+        assert!(mirror_url("https://u:p@m.internal").is_err());
+    }
 }

@@ -38,7 +38,7 @@ pub enum VerifyError {
         fingerprint: String,
     },
     /// The signing key (or subkey) has expired.
-    #[error("key {fingerprint} expired at {expired_at} (unix time); get a refreshed copy of the public key")]
+    #[error("key {fingerprint} expired on {}; get a refreshed copy of the public key (same fingerprint, extended expiry)", crate::failure::date(*.expired_at))]
     Expired {
         /// Fingerprint of the primary key.
         fingerprint: String,

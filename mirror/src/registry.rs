@@ -29,6 +29,16 @@ pub enum RegistryError {
         /// The discovery URL.
         url: String,
     },
+    /// A response served over https points at another scheme (e.g. plain http).
+    #[error("{url}: refusing {value:?} in the response: it leaves https for {scheme}, which would let anyone on the path change what is fetched")]
+    Downgrade {
+        /// The response URL.
+        url: String,
+        /// The offending value.
+        value: String,
+        /// The scheme it names.
+        scheme: String,
+    },
     /// A URL in a response does not resolve.
     #[error("{url}: bad URL {value:?} in the response")]
     BadUrl {
@@ -194,9 +204,19 @@ impl<'a> RegistryClient<'a> {
     }
 }
 
+/// Resolves `value` against the response URL `base`; an https response may only point at
+/// https URLs.
 fn resolve(base: &Url, value: &str) -> Result<Url, RegistryError> {
-    base.join(value).map_err(|_| RegistryError::BadUrl {
+    let url = base.join(value).map_err(|_| RegistryError::BadUrl {
         url: base.to_string(),
         value: value.to_string(),
-    })
+    })?;
+    if base.scheme() == "https" && url.scheme() != "https" {
+        return Err(RegistryError::Downgrade {
+            url: base.to_string(),
+            value: value.to_string(),
+            scheme: url.scheme().to_string(),
+        });
+    }
+    Ok(url)
 }

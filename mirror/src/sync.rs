@@ -12,6 +12,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::archive::{self, ZipCheckError, ZipLimits};
 use crate::fetch::{FetchError, Fetcher, Url};
 use crate::hash::ZipHashes;
 use crate::layout::{hashes_match, LayoutError, Mirror, Platform, ProviderAddr, Staged};
@@ -23,6 +24,10 @@ use crate::version::Version;
 
 /// The staging directory inside the mirror root (ignored by the server and by Terraform).
 pub const STAGING_DIR: &str = ".airgap-partial";
+
+/// Size cap of one provider zip (the registry declares no size; the largest providers are
+/// a few hundred MiB).
+pub const MAX_PROVIDER_ZIP_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Why a sync failed.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +123,9 @@ pub enum ArchiveFailure {
     /// The registry response is unusable.
     #[error("bad download response: {0}")]
     BadResponse(String),
+    /// The zip is not a safe provider package (unsafe names, links, bombs, no executable).
+    #[error(transparent)]
+    Unsafe(#[from] ZipCheckError),
     /// The downloaded zip cannot be hashed as a provider package.
     #[error(transparent)]
     Layout(#[from] LayoutError),
@@ -311,8 +319,14 @@ impl Run<'_> {
         let dest = self.staging_path(job)?;
         let shasum = package.info.shasum.to_ascii_lowercase();
         self.fetcher
-            .download(&package.download_url, &dest, Some(&shasum))
+            .download_capped(
+                &package.download_url,
+                &dest,
+                Some(&shasum),
+                MAX_PROVIDER_ZIP_BYTES,
+            )
             .await?;
+        check_package(&dest, &job.provider).await?;
         let hashes = hash_blocking(dest.clone()).await?;
         warnings.extend(directory_warning(&job.to_string(), &hashes));
         let staged = Staged {
@@ -429,6 +443,22 @@ pub fn shasums_line(sums: &[u8], filename: &str) -> Option<String> {
         let name = name.trim_start().trim_start_matches('*');
         (name == filename).then(|| hash.to_ascii_lowercase())
     })
+}
+
+/// Checks a downloaded provider zip; an unsafe one is deleted from staging.
+async fn check_package(zip: &Path, provider: &ProviderAddr) -> Result<(), ArchiveFailure> {
+    let path = zip.to_path_buf();
+    let executable = archive::provider_executable(&provider.name);
+    let checked = tokio::task::spawn_blocking(move || {
+        archive::check_zip_file(&path, &executable, &ZipLimits::default())
+    })
+    .await
+    .map_err(|e| ArchiveFailure::BadResponse(e.to_string()))?;
+    if let Err(e) = checked {
+        let _ = std::fs::remove_file(zip);
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 async fn hash_blocking(path: PathBuf) -> Result<ZipHashes, LayoutError> {

@@ -71,6 +71,11 @@ fn expired_key_is_reported_as_expired() {
         &fixture("SHA256SUMS"),
     )
     .expect_err("must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains("expired on 2020-01-02") && !text.contains("1577"),
+        "the expiry is a date, not a Unix timestamp: {text}"
+    );
     match err {
         VerifyError::Expired {
             fingerprint,

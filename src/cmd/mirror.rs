@@ -46,6 +46,16 @@ pub struct SyncArgs {
     /// Seconds allowed to connect.
     #[arg(long, default_value_t = 15)]
     pub connect_timeout: u64,
+    /// Seconds one transfer may take in all, request to last byte [default: 3600].
+    #[arg(long, value_name = "SECS")]
+    pub deadline: Option<u64>,
+    /// Fail a transfer when fewer than this many KiB arrive in one --rate-window
+    /// (a server dripping bytes never trips the read timeout) [default: 32].
+    #[arg(long, value_name = "KIB")]
+    pub min_rate_kib: Option<u64>,
+    /// Seconds of the minimum-rate window [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub rate_window: Option<u64>,
     /// Extra PEM CA certificates to trust (TLS-inspecting proxy, Artifactory).
     #[arg(long, value_name = "PEM")]
     pub ca_file: Option<PathBuf>,
@@ -128,14 +138,24 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 
 fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
     let spec = MirrorSpec::load(&args.providers)?;
+    let defaults = FetchOptions::default();
     let opts = FetchOptions {
         concurrency: args.concurrency.max(1),
         retries: args.retries,
         read_timeout: Duration::from_secs(args.read_timeout.max(1)),
         connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
+        deadline: args
+            .deadline
+            .map_or(defaults.deadline, |s| Duration::from_secs(s.max(1))),
+        min_rate_bytes: args
+            .min_rate_kib
+            .map_or(defaults.min_rate_bytes, |k| k.saturating_mul(1024)),
+        min_rate_window: args
+            .rate_window
+            .map_or(defaults.min_rate_window, |s| Duration::from_secs(s.max(1))),
         extra_ca_file: args.ca_file,
         https_proxy: args.https_proxy,
-        ..FetchOptions::default()
+        ..defaults
     };
     let progress = if args.quiet {
         indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())

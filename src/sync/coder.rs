@@ -7,6 +7,7 @@ use std::path::Path;
 use airgap_mirror::fetch::Url;
 use airgap_mirror::Platform;
 
+use super::archive::{extract_member, unpack_tar_gz, TarLimits};
 use super::error::SyncError;
 use super::fetch::{self, Ctx, Prepared};
 use super::lock::{Component, VersionRange};
@@ -106,11 +107,17 @@ async fn remote(
     let sha = lookup(sums, &file, sums_url)?;
     fetch::check_artifact(locked, NAME, &file, &sha)?;
     let url = fetch::join(&spec.base_url, &format!("v{v}/{file}"))?;
-    let (archive, artifact) = fetch::download(ctx, &url, &file, &sha).await?;
+    let (archive, artifact) =
+        fetch::download_capped(ctx, &url, &file, &sha, TarLimits::RELEASE.max_total_bytes).await?;
     let staged = ctx.tmp.join("coder");
     let out = staged.clone();
     fetch::blocking(move || {
-        stagefs::write_executable(&out, &stagefs::tar_member(&archive, "coder")?)
+        Ok(extract_member(
+            &archive,
+            "coder",
+            &out,
+            &TarLimits::RELEASE,
+        )?)
     })
     .await?;
     Ok(binary(v.clone(), staged, artifact, Vec::new()))
@@ -126,12 +133,11 @@ fn local(
     let artifact = fetch::local_artifact(path)?;
     fetch::check_artifact(locked, NAME, &artifact.file, &artifact.sha256)?;
     let staged = ctx.tmp.join("coder");
-    let bytes = if stagefs::has_magic(path, &[0x1f, 0x8b])? {
-        stagefs::tar_member(path, "coder")?
+    if stagefs::has_magic(path, &[0x1f, 0x8b])? {
+        extract_member(path, "coder", &staged, &TarLimits::RELEASE)?;
     } else {
-        std::fs::read(path).map_err(super::error::io_at(path))?
-    };
-    stagefs::write_executable(&staged, &bytes)?;
+        stagefs::copy_executable(path, &staged)?;
+    }
     let (version, warnings) = match super::local::coder_version(&staged) {
         Ok(v) => (v, Vec::new()),
         Err(e) => (
@@ -158,10 +164,11 @@ async fn docs(
     let sha = lookup(sums, &file, Some(sums_url))?;
     fetch::check_artifact(locked, "docs", &file, &sha)?;
     let url = fetch::join(&spec.base_url, &format!("v{v}/{file}"))?;
-    let (archive, artifact) = fetch::download(ctx, &url, &file, &sha).await?;
+    let (archive, artifact) =
+        fetch::download_capped(ctx, &url, &file, &sha, TarLimits::DOCS.max_total_bytes).await?;
     let staged = ctx.tmp.join("docs");
     let out = staged.clone();
-    fetch::blocking(move || stagefs::unpack_tar_gz(&archive, &out, true)).await?;
+    fetch::blocking(move || Ok(unpack_tar_gz(&archive, &out, true, &TarLimits::DOCS)?)).await?;
     Ok(Prepared {
         component: Component::new(v.clone(), "docs", vec![artifact]),
         moves: vec![Move {

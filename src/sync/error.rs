@@ -106,6 +106,12 @@ pub(crate) enum SyncError {
         /// What is wrong.
         message: String,
     },
+    /// A tar.gz failed the archive checks (names, links, modes, sizes).
+    #[error(transparent)]
+    Tar(#[from] super::archive::TarError),
+    /// A zip failed the archive checks (names, links, sizes, the executable).
+    #[error(transparent)]
+    Zip(#[from] airgap_mirror::archive::ZipCheckError),
     /// An archive could not be read or unpacked.
     #[error("{path}: {message}")]
     Archive {
@@ -163,7 +169,7 @@ pub(crate) fn signature_error(
         } => SyncError::KeyExpired {
             what,
             fingerprint,
-            date: unix_date(expired_at),
+            date: airgap_mirror::failure::date(expired_at),
             field,
         },
         cause => SyncError::Signature {
@@ -173,13 +179,4 @@ pub(crate) fn signature_error(
             field,
         },
     }
-}
-
-fn unix_date(secs: u64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| format!("unix time {secs}"))
 }

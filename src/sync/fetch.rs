@@ -92,15 +92,19 @@ pub(crate) fn check_artifact(
 }
 
 /// Downloads `url` into the cache as `file`, requiring `sha256` (an already-cached file
-/// with that hash is reused); returns the cached path and its artifact record.
-pub(crate) async fn download(
+/// with that hash is reused) and at most `max_bytes`; returns the cached path and its
+/// artifact record.
+pub(crate) async fn download_capped(
     ctx: &Ctx<'_>,
     url: &Url,
     file: &str,
     sha256: &str,
+    max_bytes: u64,
 ) -> Result<(PathBuf, Artifact), SyncError> {
     let dest = ctx.cache.join(file);
-    ctx.fetcher.download(url, &dest, Some(sha256)).await?;
+    ctx.fetcher
+        .download_capped(url, &dest, Some(sha256), max_bytes)
+        .await?;
     let artifact = Artifact {
         file: file.to_string(),
         url: url.to_string(),

@@ -4,6 +4,7 @@
 //!
 //! The stage layout and [`lock::Lock`] are a contract with `pack` and `install`.
 
+mod archive;
 mod coder;
 mod error;
 mod fetch;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use airgap_mirror::Platform;
 
+use super::archive::{unpack_tar_gz, TarLimits};
 use super::error::{io_at, SyncError};
 use super::fetch::{self, Ctx, Prepared};
 use super::lock::{Artifact, Component};
@@ -55,11 +56,13 @@ pub(crate) async fn prepare(
     })?;
     fetch::check_artifact(locked, NAME, &file, &sha)?;
     let url = fetch::join(&spec.base_url, &format!("{v}/{file}"))?;
-    let (archive, artifact) = fetch::download(ctx, &url, &file, &sha).await?;
+    let limits = TarLimits::POSTGRES;
+    let (archive, artifact) =
+        fetch::download_capped(ctx, &url, &file, &sha, limits.max_total_bytes).await?;
     let staged = ctx.tmp.join("postgres");
     let out = staged.clone();
     fetch::blocking(move || {
-        stagefs::unpack_tar_gz(&archive, &out, true)?;
+        unpack_tar_gz(&archive, &out, true, &limits)?;
         require_tools(&out.join("bin"), &archive)
     })
     .await?;

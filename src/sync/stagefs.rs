@@ -3,7 +3,6 @@
 //! half-written binary or a stage that disagrees with its lock file.
 
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -45,103 +44,52 @@ pub(crate) fn clean_tmp(stage: &Path) {
     let _ = std::fs::remove_dir_all(stage.join(TMP_DIR));
 }
 
-/// Writes `bytes` to `path` with mode 0755.
-pub(crate) fn write_executable(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_at(parent))?;
-    }
-    std::fs::write(path, bytes).map_err(io_at(path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(io_at(path))
-}
-
 /// Hex sha256 of a file.
 pub(crate) fn sha256_file(path: &Path) -> Result<String, SyncError> {
     let file = std::fs::File::open(path).map_err(io_at(path))?;
     airgap_mirror::hash::sha256_reader(file).map_err(io_at(path))
 }
 
-/// The bytes of the zip member whose file name is `name` (at any depth).
-pub(crate) fn zip_member(archive: &Path, name: &str) -> Result<Vec<u8>, SyncError> {
-    let bad = |message: String| SyncError::Archive {
-        path: archive.to_path_buf(),
-        message,
-    };
-    let file = std::fs::File::open(archive).map_err(io_at(archive))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a zip: {e}")))?;
-    for i in 0..zip.len() {
-        let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
-        let entry_name = entry.name().map(|n| n.to_string()).unwrap_or_default();
-        if entry.is_file() && base_name(&entry_name) == name {
-            let mut out = Vec::new();
-            entry
-                .read_to_end(&mut out)
-                .map_err(|e| bad(e.to_string()))?;
-            return Ok(out);
-        }
+/// Creates the new file `path` (and its parents) with mode 0755, for a member to be
+/// streamed into.
+pub(crate) fn create_executable(path: &Path) -> Result<std::fs::File, SyncError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_at(parent))?;
     }
-    Err(bad(format!("has no file named {name}")))
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o755)
+        .open(path)
+        .map_err(io_at(path))
 }
 
-/// The bytes of the tar.gz member whose file name is `name` (at any depth).
-pub(crate) fn tar_member(archive: &Path, name: &str) -> Result<Vec<u8>, SyncError> {
-    let bad = |message: String| SyncError::Archive {
-        path: archive.to_path_buf(),
-        message,
-    };
-    let file = std::fs::File::open(archive).map_err(io_at(archive))?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let entries = tar.entries().map_err(|e| bad(e.to_string()))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("not a .tar.gz: {e}")))?;
-        let path = entry.path().map_err(|e| bad(e.to_string()))?;
-        let matches =
-            entry.header().entry_type().is_file() && path.file_name().is_some_and(|n| n == name);
-        if matches {
-            let mut out = Vec::new();
-            entry
-                .read_to_end(&mut out)
-                .map_err(|e| bad(e.to_string()))?;
-            return Ok(out);
-        }
-    }
-    Err(bad(format!("has no file named {name}")))
-}
-
-/// Unpacks a tar.gz into the new directory `dest`; with `strip_top`, an archive holding
-/// one top directory gives that directory's contents.
-pub(crate) fn unpack_tar_gz(archive: &Path, dest: &Path, strip_top: bool) -> Result<(), SyncError> {
-    let bad = |message: String| SyncError::Archive {
-        path: archive.to_path_buf(),
-        message,
-    };
-    let unpacked = dest.with_extension("unpack");
-    let _ = std::fs::remove_dir_all(&unpacked);
-    std::fs::create_dir_all(&unpacked).map_err(io_at(&unpacked))?;
-    let file = std::fs::File::open(archive).map_err(io_at(archive))?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    tar.set_preserve_permissions(true);
-    tar.unpack(&unpacked)
-        .map_err(|e| bad(format!("cannot unpack: {e}")))?;
-    let top = only_subdir(&unpacked)?;
-    let source = match (strip_top, top) {
-        (true, Some(top)) => top,
-        _ => unpacked.clone(),
-    };
-    let _ = std::fs::remove_dir_all(dest);
-    std::fs::rename(&source, dest).map_err(io_at(dest))?;
-    let _ = std::fs::remove_dir_all(&unpacked);
+/// Copies the bare binary `from` to `to` with mode 0755, streaming.
+pub(crate) fn copy_executable(from: &Path, to: &Path) -> Result<(), SyncError> {
+    let mut input = std::fs::File::open(from).map_err(io_at(from))?;
+    let mut out = create_executable(to)?;
+    std::io::copy(&mut input, &mut out).map_err(io_at(to))?;
     Ok(())
 }
 
-fn only_subdir(dir: &Path) -> Result<Option<PathBuf>, SyncError> {
-    let entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io_at(dir))?
-        .filter_map(Result::ok)
-        .collect();
-    match entries.as_slice() {
-        [one] if one.path().is_dir() => Ok(Some(one.path())),
-        _ => Ok(None),
+/// Streams the executable `name` of the zip `archive` to `to` (mode 0755) after the zip
+/// checks ([`airgap_mirror::archive::check_zip`]); on failure `to` does not exist.
+pub(crate) fn extract_zip_executable(
+    archive: &Path,
+    name: &str,
+    to: &Path,
+) -> Result<(), SyncError> {
+    let limits = airgap_mirror::archive::ZipLimits::default();
+    let mut out = std::io::BufWriter::new(create_executable(to)?);
+    let result = airgap_mirror::archive::extract_member(archive, name, &limits, &mut out)
+        .map_err(SyncError::from)
+        .and_then(|_| std::io::Write::flush(&mut out).map_err(io_at(to)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(to);
     }
+    result
 }
 
 /// Copies the tree `from` to `to`, following symlinks (the stage holds real files) and
@@ -185,11 +133,6 @@ fn collect_lines(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), S
         }
     }
     Ok(())
-}
-
-/// The last `/`-separated part of a path in an archive.
-fn base_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// Whether `path` starts with the given magic bytes.

@@ -13,6 +13,8 @@ use super::stagefs::{self, Move};
 
 const NAME: &str = "terraform";
 const FIELD: &str = "terraform";
+/// Size cap of the release zip (about 25 MiB today).
+const MAX_ZIP_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Fetches, verifies and prepares `bin/terraform`.
 pub(crate) async fn prepare(
@@ -56,13 +58,11 @@ pub(crate) async fn prepare(
     })?;
     fetch::check_artifact(locked, NAME, &zip_name, &sha)?;
     let zip_url = fetch::join(&spec.base_url, &format!("{dir}/{zip_name}"))?;
-    let (zip, artifact) = fetch::download(ctx, &zip_url, &zip_name, &sha).await?;
+    let (zip, artifact) =
+        fetch::download_capped(ctx, &zip_url, &zip_name, &sha, MAX_ZIP_BYTES).await?;
     let staged = ctx.tmp.join("terraform");
     let out = staged.clone();
-    fetch::blocking(move || {
-        stagefs::write_executable(&out, &stagefs::zip_member(&zip, "terraform")?)
-    })
-    .await?;
+    fetch::blocking(move || stagefs::extract_zip_executable(&zip, "terraform", &out)).await?;
     Ok(prepared(v.clone(), staged, vec![artifact], Vec::new()))
 }
 
@@ -96,10 +96,9 @@ fn local(
     fetch::check_artifact(locked, NAME, &artifact.file, &artifact.sha256)?;
     let staged = ctx.tmp.join("terraform");
     if stagefs::has_magic(path, b"PK\x03\x04")? {
-        stagefs::write_executable(&staged, &stagefs::zip_member(path, "terraform")?)?;
+        stagefs::extract_zip_executable(path, "terraform", &staged)?;
     } else {
-        let bytes = std::fs::read(path).map_err(super::error::io_at(path))?;
-        stagefs::write_executable(&staged, &bytes)?;
+        stagefs::copy_executable(path, &staged)?;
     }
     let (version, warnings) = match super::local::terraform_version(&staged) {
         Ok(v) => (v, Vec::new()),

@@ -3,6 +3,7 @@
 //! stand-ins for internet upstreams. Used by tests and by `scripts/demo`; never shipped.
 
 pub mod appliance;
+pub mod hostile;
 pub mod pgcluster;
 pub mod pgpkey;
 pub mod pki;

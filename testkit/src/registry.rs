@@ -1,7 +1,8 @@
 //! A stand-in Terraform provider registry (Provider Registry Protocol) with generated
 //! provider zips and SHA256SUMS signed by a test OpenPGP key, plus fault knobs: a bad
 //! signature, a wrong checksum, a tampered zip, a key the registry does not offer, zips
-//! with directory entries; and, through [`Site`], latency and bodies cut off mid-way.
+//! with directory entries, hostile zips ([`HostileZip`]); and, through [`Site`], latency,
+//! bodies cut off mid-way and other hostile behaviours.
 
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
@@ -37,6 +38,23 @@ pub struct Faults {
     pub unknown_key: bool,
     /// Zips contain a directory entry.
     pub directory_entries: bool,
+    /// The zip (correctly signed and listed) is hostile in this way.
+    pub hostile_zip: Option<HostileZip>,
+}
+
+/// Ways a provider zip can be hostile even when its checksums are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostileZip {
+    /// An entry named `../x`.
+    ParentDir,
+    /// An entry named `/tmp/x`.
+    Absolute,
+    /// A symlink entry (zip external attributes) pointing at `/etc/passwd`.
+    Symlink,
+    /// No `terraform-provider-NAME` executable at all.
+    NoExecutable,
+    /// An entry of 32 MiB of zeros that deflates to a few KiB.
+    Bomb,
 }
 
 /// A provider the registry publishes.
@@ -200,13 +218,16 @@ fn publish_version(
     let mut sums = String::new();
     for platform in &p.platforms {
         let filename = format!("terraform-provider-{}_{}_{}.zip", p.name, version, platform);
-        let zip = Bytes::from(provider_zip(
-            &p.name,
-            version,
-            platform,
-            p.padding,
-            p.faults.directory_entries,
-        )?);
+        let zip = Bytes::from(match p.faults.hostile_zip {
+            Some(how) => hostile_zip(&p.name, version, how)?,
+            None => provider_zip(
+                &p.name,
+                version,
+                platform,
+                p.padding,
+                p.faults.directory_entries,
+            )?,
+        });
         let sha256 = hex::encode(Sha256::digest(&zip));
         let listed = if p.faults.wrong_checksum {
             hex::encode(Sha256::digest(b"something else"))
@@ -328,6 +349,50 @@ pub fn provider_zip(
         out.start_file("padding.bin", stored)
             .map_err(std::io::Error::other)?;
         out.write_all(&noise(padding, name.len() as u64 ^ version.len() as u64))?;
+    }
+    Ok(out.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+/// A provider zip that is hostile as `how` says (with the executable unless `how` is
+/// [`HostileZip::NoExecutable`]).
+pub fn hostile_zip(name: &str, version: &str, how: HostileZip) -> std::io::Result<Vec<u8>> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755);
+    if how != HostileZip::NoExecutable {
+        out.start_file(format!("terraform-provider-{name}_v{version}"), opts)
+            .map_err(std::io::Error::other)?;
+        out.write_all(b"#!/bin/sh\nexit 1\n")?;
+    }
+    match how {
+        HostileZip::ParentDir => {
+            out.start_file("../x", opts)
+                .map_err(std::io::Error::other)?;
+            out.write_all(b"escaped\n")?;
+        }
+        HostileZip::Absolute => {
+            out.start_file("/tmp/x", opts)
+                .map_err(std::io::Error::other)?;
+            out.write_all(b"escaped\n")?;
+        }
+        HostileZip::Symlink => {
+            out.add_symlink("passwd", "/etc/passwd", opts)
+                .map_err(std::io::Error::other)?;
+        }
+        HostileZip::NoExecutable => {
+            out.start_file("README.md", opts)
+                .map_err(std::io::Error::other)?;
+            out.write_all(b"# not a provider\n")?;
+        }
+        HostileZip::Bomb => {
+            out.start_file("zeros.bin", opts)
+                .map_err(std::io::Error::other)?;
+            let block = vec![0u8; 1024 * 1024];
+            for _ in 0..32 {
+                out.write_all(&block)?;
+            }
+        }
     }
     Ok(out.finish().map_err(std::io::Error::other)?.into_inner())
 }

@@ -1,6 +1,7 @@
 //! A small in-memory web server for stand-in upstreams (registries, release sites): HTTP or
 //! HTTPS on 127.0.0.1, with knobs for added latency and for cutting response bodies off
-//! half-way, and a log of every request. Runs on its own thread and runtime, so blocking
+//! half-way, hostile behaviours per path ([`Hostile`]: redirects, slow drips, bodies with no
+//! declared size), and a log of every request. Runs on its own thread and runtime, so blocking
 //! tests can use it without tokio.
 
 use std::collections::HashMap;
@@ -34,10 +35,23 @@ pub struct RequestRecord {
     pub range: Option<String>,
 }
 
+/// How one path misbehaves, as a hostile or broken upstream would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hostile {
+    /// Answer `302 Found` with this `Location` (e.g. an `http://` downgrade).
+    Redirect(String),
+    /// Send the body one byte at a time, this far apart (a server that never stalls long
+    /// enough for an idle timeout but never finishes).
+    Drip(Duration),
+    /// Send the body chunked, with no Content-Length, so only a size cap stops it.
+    Unsized,
+}
+
 /// The content and behaviour of a server; shared with the test, which may change it live.
 #[derive(Debug, Default)]
 pub struct Site {
     routes: RwLock<HashMap<String, Route>>,
+    hostile: RwLock<HashMap<String, Hostile>>,
     latency_ms: AtomicU64,
     cut_bodies: AtomicU32,
     cut_suffix: Mutex<String>,
@@ -78,6 +92,19 @@ impl Site {
             *s = suffix.to_string();
         }
         self.cut_bodies.store(count, Ordering::SeqCst);
+    }
+
+    /// Makes `path` misbehave as `how` (the route's body, if any, is what a drip or an
+    /// unsized body sends).
+    pub fn set_hostile(&self, path: &str, how: Hostile) {
+        if let Ok(mut hostile) = self.hostile.write() {
+            hostile.insert(path.to_string(), how);
+        }
+    }
+
+    /// Requests so far for `path`.
+    pub fn requests_for(&self, path: &str) -> usize {
+        self.requests().iter().filter(|r| r.path == path).count()
     }
 
     /// Every request so far.
@@ -229,6 +256,14 @@ async fn respond(State(site): State<Arc<Site>>, req: Request<Body>) -> Response<
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    let hostile = site.hostile.read().ok().and_then(|h| h.get(&path).cloned());
+    if let Some(Hostile::Redirect(location)) = &hostile {
+        let mut resp = plain(StatusCode::FOUND, "moved");
+        if let Ok(value) = header::HeaderValue::from_str(location) {
+            resp.headers_mut().insert(header::LOCATION, value);
+        }
+        return resp;
+    }
     let route = site.routes.read().ok().and_then(|r| r.get(&path).cloned());
     let Some(route) = route else {
         return plain(StatusCode::NOT_FOUND, "not found");
@@ -256,6 +291,27 @@ async fn respond(State(site): State<Arc<Site>>, req: Request<Body>) -> Response<
     if let Some(cr) = content_range {
         resp = resp.header(header::CONTENT_RANGE, cr);
     }
+    match hostile {
+        Some(Hostile::Drip(every)) => {
+            return resp.body(drip_body(body, every)).unwrap_or_default();
+        }
+        Some(Hostile::Unsized) => {
+            let chunks = body
+                .chunks(16 * 1024)
+                .map(Bytes::copy_from_slice)
+                .collect::<Vec<_>>();
+            let stream =
+                futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, std::io::Error>));
+            let mut unsized_resp = Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(Body::from_stream(stream))
+                .unwrap_or_default();
+            unsized_resp.headers_mut().remove(header::CONTENT_LENGTH);
+            return unsized_resp;
+        }
+        _ => {}
+    }
     let body = if req.method() == Method::HEAD {
         Body::empty()
     } else if body.len() > 1 && site.should_cut(&path) {
@@ -280,6 +336,23 @@ fn cut_body(body: Bytes) -> Body {
         ))
     });
     Body::from_stream(first.chain(fail))
+}
+
+/// A body that sends one byte every `every`.
+fn drip_body(body: Bytes, every: Duration) -> Body {
+    let stream = futures_util::stream::unfold(0usize, move |i| {
+        let body = body.clone();
+        async move {
+            if i >= body.len() {
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(every).await;
+            }
+            Some((Ok::<Bytes, std::io::Error>(body.slice(i..i + 1)), i + 1))
+        }
+    });
+    Body::from_stream(stream)
 }
 
 /// `Ok(Some((start, end)))` for a satisfiable `bytes=A-` / `bytes=A-B` range.
