@@ -4,5 +4,6 @@
 pub mod config;
 pub mod env;
 pub mod layout;
+pub mod posture;
 pub mod release;
 pub mod systemd;
