@@ -84,8 +84,6 @@ pub struct Flag {
     pub source: &'static str,
 }
 
-const DEPLOYMENT: &str = "codersdk/deployment.go DeploymentValues.Options()";
-
 /// Every environment variable of the posture, in the order the env file lists them.
 pub const POSTURE: &[Setting] = &[
     Setting {
@@ -225,6 +223,7 @@ pub fn server_args() -> impl Iterator<Item = &'static str> {
 }
 
 /// The row for `var`, if it is part of the posture.
+#[cfg(test)]
 pub fn setting(var: &str) -> Option<&'static Setting> {
     POSTURE.iter().find(|s| s.var == var)
 }

@@ -103,7 +103,7 @@ fn posture_checks(
                 Verdict::Warn(why) => Check::warn(row.check, format!("{detail}: {why}")),
                 Verdict::Fail(why) => Check::fail(
                     row.check,
-                    format!("{detail}: {why} ({})", row.why),
+                    format!("{detail}: {why} ({}; Coder: {})", row.why, row.source),
                     REINSTALL,
                 ),
             },
@@ -121,7 +121,10 @@ fn posture_checks(
                 flag.forbidden_env, flag.why
             ),
             (Some(v), None) => format!("{name}={v} on coderd's command line"),
-            (None, None) => format!("{name} missing from coderd's command line ({})", flag.why),
+            (None, None) => format!(
+                "{name} missing from coderd's command line ({}; Coder: {})",
+                flag.why, flag.source
+            ),
         };
         checks.push(Check::verdict(flag.check, ok, detail, "restart the appliance with this coder-airgap's `up` (it passes the flag) and remove the variable from the service's environment"));
     }

@@ -23,6 +23,7 @@ pub(crate) struct Posture {
 
 impl Posture {
     /// The live value of `name` (a variable, a flag's `--name`, or `PATH_FIRST`).
+    #[cfg(test)]
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.values
             .iter()
