@@ -194,7 +194,6 @@ fn too_little_disk_is_refused_with_the_figures() {
     assert!(err.contains("MiB free"), "{err}");
 }
 
-<<<<<<< HEAD
 /// Every path under `dir` with its kind and size, sorted: what "unchanged" means here.
 fn snapshot(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -368,7 +367,6 @@ fn incomplete_or_foreign_bundles_are_refused_and_current_stays() {
         );
     }
 }
-=======
 /// Runs `script` with `sh -c` as the service user (`runuser`), as the hostile user would.
 fn as_service_user(script: &str) -> std::process::Output {
     std::process::Command::new("/usr/sbin/runuser")
@@ -594,4 +592,3 @@ fn links_and_swaps_planted_by_the_service_user_are_never_followed_by_root() {
     refused("releases and etc swapped for links", "");
     outside.assert_unchanged();
 }
->>>>>>> h2

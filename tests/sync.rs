@@ -188,7 +188,9 @@ fn good_run_stages_every_component_and_the_next_run_downloads_nothing() {
     let c = &lock["components"];
     assert_eq!(c["coderd"]["version"], "2.35.3");
     assert_eq!(c["coderd"]["paths"][0], "bin/coder");
-    assert_eq!(c["coderd"]["terraform_range"]["max"], "1.15.9");
+    // maxTerraformVersion in provisioner/terraform/install.go at v2.35.x (src/sync/spec.rs).
+    assert_eq!(c["coderd"]["terraform_range"]["min"], "1.1.0");
+    assert_eq!(c["coderd"]["terraform_range"]["max"], "1.14.9");
     assert_eq!(c["terraform"]["version"], "1.15.5");
     assert_eq!(c["postgres"]["version"], "15.18.0");
     assert_eq!(c["postgres"]["bindir"], "postgres/bin");
@@ -746,4 +748,182 @@ fn a_redirect_to_http_and_a_missing_file_fail_at_once() {
         .filter(|r| r.path.contains("15.99.0"))
         .count();
     assert_eq!(asked, 1, "one request");
+#[test]
+fn a_coder_signature_by_another_key_is_refused() {
+    let env = env();
+    // The release site signs with the test release key; the spec pins another key.
+    let stranger = stranger_key();
+    let key_file = env.dir.path().join("stranger.asc");
+    std::fs::write(&key_file, &stranger.public_armored).expect("key");
+    let err = fails(
+        env.sync()
+            .arg("--set")
+            .arg(format!("coder.key_file={}", key_file.display()))
+            .arg("--set")
+            .arg(format!("coder.key_fingerprint={}", stranger.fingerprint)),
+    );
+    assert!(err.contains("coder_2.35.3_checksums.txt"), "{err}");
+    assert!(
+        !env.stage().exists(),
+        "a failed sync leaves no stage: {err}"
+    );
+    // The right key file but a fingerprint pinned to another key.
+    let err = fails(
+        env.sync()
+            .arg("--set")
+            .arg(format!("coder.key_fingerprint={}", stranger.fingerprint)),
+    );
+    assert!(err.contains(&stranger.fingerprint), "{err}");
+    assert!(err.contains("coder.key_fingerprint"), "{err}");
+}
+
+#[test]
+fn an_unsigned_coder_release_needs_the_explicit_opt_out_and_warns() {
+    let env = env_without_coder_asc();
+    let err = fails(&mut env.sync());
+    assert!(err.contains("is not published"), "{err}");
+    assert!(err.contains("require_signature = false"), "{err}");
+    let out = ok(env.sync().args(["--set", "coder.require_signature=false"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SIGNATURE NOT CHECKED"), "{stderr}");
+    assert!(stderr.contains("require_signature = false"), "{stderr}");
+    assert!(env.stage().join("bin/coder").is_file());
+}
+
+#[test]
+fn the_lock_beside_the_spec_reproduces_a_fresh_stage_with_locked() {
+    let env = env();
+    let out = ok(&mut env.sync());
+    let beside = env.dir.path().join("appliance.lock.json");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("appliance.lock.json (commit it)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let committed = std::fs::read(&beside).expect("lock beside the spec");
+    assert_eq!(
+        committed,
+        std::fs::read(env.stage().join("appliance.lock.json")).expect("stage lock"),
+        "the stage gets the same lock"
+    );
+    // "Another host": a new stage and an empty download cache, nothing copied in.
+    let fresh = env.dir.path().join("elsewhere/stage");
+    let cache = env.dir.path().join("elsewhere/cache");
+    clear_logs(&env);
+    ok(env
+        .sync_into(&fresh)
+        .arg("--locked")
+        .arg("--cache-dir")
+        .arg(&cache));
+    assert!(
+        archive_gets(&env) > 0,
+        "the fresh stage was fetched, not copied"
+    );
+    assert_eq!(
+        std::fs::read(fresh.join("appliance.lock.json")).expect("fresh lock"),
+        committed
+    );
+    for file in ["bin/coder", "bin/terraform", "postgres/bin/pg_ctl"] {
+        assert_eq!(
+            std::fs::read(fresh.join(file)).expect(file),
+            std::fs::read(env.stage().join(file)).expect(file),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&beside).expect("lock"),
+        committed,
+        "--locked keeps it"
+    );
+    // A spec that drifted from the committed lock fails in the fresh stage too.
+    let other = env.dir.path().join("elsewhere/other");
+    let err = fails(
+        env.sync_into(&other)
+            .args(["--locked", "--set", "terraform.version=1.15.6"]),
+    );
+    assert!(err.contains("the lock file has 1.15.5"), "{err}");
+    assert!(!other.exists(), "a failed sync leaves no empty stage");
+}
+
+#[test]
+fn locked_without_any_lock_says_how_to_make_one() {
+    let env = env();
+    let err = fails(env.sync().arg("--locked"));
+    assert!(err.contains("appliance.lock.json"), "{err}");
+    assert!(err.contains("without --locked"), "{err}");
+    assert!(!env.stage().exists(), "no empty stage left behind");
+}
+
+#[test]
+fn docs_with_coder_from_name_the_upstream_files_and_how_to_skip_them() {
+    let env = env();
+    let coder = env.dir.path().join("coder");
+    std::fs::write(
+        &coder,
+        airgap_testkit::releases::coder_script("2.35.3", "local"),
+    )
+    .expect("write");
+    std::fs::set_permissions(&coder, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let unreachable = "coder.base_url=http://127.0.0.1:9/releases";
+    let err = fails(
+        env.sync()
+            .arg("--coder-from")
+            .arg(&coder)
+            .args(["--set", unreachable]),
+    );
+    assert!(err.contains("coder_docs_2.35.3.tgz"), "{err}");
+    assert!(err.contains("coder_2.35.3_checksums.txt"), "{err}");
+    assert!(err.contains("--set coder.docs=false"), "{err}");
+    ok(env.sync().arg("--coder-from").arg(&coder).args([
+        "--set",
+        unreachable,
+        "--set",
+        "coder.docs=false",
+    ]));
+    assert!(env.stage().join("bin/coder").is_file());
+    assert!(!env.stage().join("docs").exists());
+}
+
+#[test]
+fn pack_refuses_what_is_not_a_stage_and_a_bundle_expired_before_it_is_made() {
+    let env = env();
+    let keys = env.dir.path().join("keys");
+    ok(airgap()
+        .args(["keygen", "--unencrypted", "--out"])
+        .arg(&keys));
+    let pack = |stage: &Path| {
+        let mut cmd = airgap();
+        cmd.arg("pack")
+            .arg(stage)
+            .arg("--key")
+            .arg(keys.join("bundle.key"))
+            .arg("--out")
+            .arg(env.dir.path().join("b.tar.gz"));
+        cmd
+    };
+    // An empty directory and a directory of files without a lock are not stages.
+    let empty = env.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let err = fails(&mut pack(&empty));
+    assert!(err.contains("is not a stage"), "{err}");
+    let loose = env.dir.path().join("loose");
+    std::fs::create_dir_all(loose.join("bin")).expect("mkdir");
+    std::fs::write(loose.join("bin/coder"), "x").expect("write");
+    let err = fails(&mut pack(&loose));
+    assert!(err.contains("appliance.lock.json"), "{err}");
+    ok(&mut env.sync());
+    // A real stage whose files are older than its expiry: refused, not signed expired.
+    let status = std::process::Command::new("find")
+        .arg(env.stage())
+        .args(["-exec", "touch", "-h", "-d", "100 days ago", "{}", "+"])
+        .status()
+        .expect("find");
+    assert!(status.success());
+    let err = fails(&mut pack(&env.stage()));
+    assert!(err.contains("would have expired"), "{err}");
+    assert!(err.contains("re-run sync"), "{err}");
+    assert!(!env.dir.path().join("b.tar.gz").exists(), "nothing written");
+    // An explicit creation time is the operator's choice: packed, with a warning.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    ok(pack(&env.stage()).args(["--source-date-epoch", &now.to_string()]));
 }

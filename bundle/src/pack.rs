@@ -84,6 +84,14 @@ pub fn pack(
     let threads = opts.threads.unwrap_or_else(default_threads);
     let (entries, newest) = scan(stage)?;
     let files: Vec<&StageEntry> = entries.iter().filter(|e| e.size.is_some()).collect();
+    if files.is_empty() {
+        return Err(BundleError::Stage {
+            path: stage.to_path_buf(),
+            reason:
+                "has no files: not a stage made by `coder-airgap sync` (run sync --out STAGE first)"
+                    .into(),
+        });
+    }
     let total: u64 = files.iter().filter_map(|f| f.size).sum();
 
     progress.phase("hashing", total);
@@ -93,6 +101,9 @@ pub fn pack(
     let created = opts.created.unwrap_or_else(|| OffsetDateTime::from(newest));
     // Whole seconds: tar mtimes have no finer resolution, and the manifest reads better.
     let created = created.replace_nanosecond(0).unwrap_or(created);
+    if opts.created.is_none() {
+        refuse_past_expiry(stage, created, opts.expires_in_days)?;
+    }
     let manifest = build_manifest(stage, &entries, &hashes, created, opts)?;
     let manifest_bytes = manifest.to_bytes()?;
     let manifest_sig = sign_reader(
@@ -141,6 +152,24 @@ pub fn pack(
         bundle: out.to_path_buf(),
         signature,
         bundle_bytes: count,
+    })
+}
+
+/// A creation time taken from the stage's newest file must still leave the bundle valid
+/// now: an old (or empty-dated) stage would otherwise be signed already expired. An
+/// explicit creation time is the caller's choice (reproducible builds, tests).
+fn refuse_past_expiry(stage: &Path, created: OffsetDateTime, days: u32) -> Result<()> {
+    let expires = created + time::Duration::days(i64::from(days));
+    if expires > OffsetDateTime::now_utc() {
+        return Ok(());
+    }
+    Err(BundleError::Stage {
+        path: stage.to_path_buf(),
+        reason: format!(
+            "its newest file dates from {}, so the bundle would have expired on {} ({days} days later), before it was made: re-run sync to refresh the stage, or give the creation time explicitly (--source-date-epoch)",
+            created.date(),
+            expires.date()
+        ),
     })
 }
 
@@ -343,4 +372,40 @@ pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
         .at(&dir)?;
     tmp.write_all(bytes).at(tmp.path())?;
     finish_file(tmp, dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(dir: &Path) -> SecretKey {
+        let generated = crate::keys::generate(&dir.join("keys"), None).expect("keygen");
+        SecretKey::from_file(&generated.secret, None).expect("secret key")
+    }
+
+    #[test]
+    fn a_stage_without_files_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stage = dir.path().join("stage");
+        std::fs::create_dir_all(stage.join("bin")).expect("mkdir");
+        let out = dir.path().join("b.tar.gz");
+        let err = pack(&stage, &key(dir.path()), &out, &PackOptions::default(), &())
+            .expect_err("empty stage");
+        assert!(err.to_string().contains("has no files"), "{err}");
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn an_expiry_in_the_past_is_refused_only_when_the_date_comes_from_the_stage() {
+        let stage = Path::new("/stage");
+        let old = OffsetDateTime::now_utc() - time::Duration::days(100);
+        let err = refuse_past_expiry(stage, old, 90).expect_err("expired");
+        assert!(err.to_string().contains("would have expired"), "{err}");
+        assert!(refuse_past_expiry(stage, old, 101).is_ok());
+        let epoch = OffsetDateTime::UNIX_EPOCH;
+        assert!(
+            refuse_past_expiry(stage, epoch, 90).is_err(),
+            "the 1970 bundle"
+        );
+    }
 }

@@ -28,6 +28,9 @@ pub struct Config {
     pub ca_dir: PathBuf,
     /// Embedded or external Postgres.
     pub postgres: PostgresMode,
+    /// The operator opted in to Coder's AI Gateway (`install --ai-gateway`); off otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ai_gateway: bool,
 }
 
 /// Where coderd's database lives.
@@ -197,6 +200,7 @@ mod tests {
             service_user: "coder".into(),
             ca_dir: "/srv/c/ca".into(),
             postgres: PostgresMode::Embedded { port: 5433 },
+            ai_gateway: false,
         };
         std::fs::write(&path, config.to_toml()).expect("write");
         assert_eq!(Config::read(&path).expect("read"), config);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::layout::Layout;
 use super::rootdir::{Dir, Owner, RootDirError};
+use super::posture::{Site, Value, POSTURE};
 
 /// What varies between sites; everything else in the posture is fixed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub struct CoderdSettings {
     pub pg_url: String,
     /// `CODER_DOCS_URL`, when the bundle carries Coder's offline docs.
     pub docs_url: Option<String>,
+    /// `CODER_AI_GATEWAY_ENABLED`: true only when the operator opted in at install.
+    pub ai_gateway: bool,
 }
 
 /// Errors reading or writing the env file.
@@ -53,12 +56,26 @@ pub enum EnvError {
     },
 }
 
-/// The full environment of `coder server`, in a stable order.
+/// The full environment of `coder server`, in a stable order: every row of
+/// [`POSTURE`](super::posture::POSTURE) (fixed values as the table gives them, site values
+/// computed here), then the site-only variables that are not part of the air-gap posture.
 pub fn coderd_env(settings: &CoderdSettings, layout: &Layout) -> Vec<(String, String)> {
     let path = |p: PathBuf| p.display().to_string();
-    let mut vars = vec![
-        ("CODER_ACCESS_URL", settings.access_url.clone()),
-        ("CODER_TLS_ENABLE", "true".into()),
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for row in POSTURE {
+        let value = match row.value {
+            Value::Fixed(v) => v.to_string(),
+            Value::Site(site) => match site {
+                Site::AccessUrl => settings.access_url.clone(),
+                Site::AiGateway => settings.ai_gateway.to_string(),
+                Site::TerraformRc => path(layout.terraformrc()),
+                // coderd's health check calls its own access URL, so it must trust the CA.
+                Site::CaBundle => path(layout.ca_bundle()),
+            },
+        };
+        vars.push((row.var.to_string(), value));
+    }
+    let mut site = vec![
         ("CODER_TLS_ADDRESS", settings.tls_address.clone()),
         (
             "CODER_TLS_CERT_FILE",
@@ -68,23 +85,16 @@ pub fn coderd_env(settings: &CoderdSettings, layout: &Layout) -> Vec<(String, St
             "CODER_TLS_KEY_FILE",
             path(layout.coderd_tls_prefix().with_extension("key")),
         ),
-        // Empty: no plain-HTTP listener at all.
-        ("CODER_HTTP_ADDRESS", String::new()),
         ("CODER_PG_CONNECTION_URL", settings.pg_url.clone()),
-        ("CODER_TELEMETRY_ENABLE", "false".into()),
-        ("CODER_UPDATE_CHECK", "false".into()),
-        ("CODER_DERP_SERVER_ENABLE", "true".into()),
-        ("CODER_BLOCK_DIRECT", "true".into()),
-        ("CODER_DERP_SERVER_STUN_ADDRESSES", "disable".into()),
         ("CODER_CACHE_DIRECTORY", path(layout.coderd_cache())),
     ];
     if let Some(wildcard) = &settings.wildcard_url {
-        vars.push(("CODER_WILDCARD_ACCESS_URL", wildcard.clone()));
+        site.push(("CODER_WILDCARD_ACCESS_URL", wildcard.clone()));
     }
     if let Some(docs) = &settings.docs_url {
-        vars.push(("CODER_DOCS_URL", docs.clone()));
+        site.push(("CODER_DOCS_URL", docs.clone()));
     }
-    vars.extend([
+    site.extend([
         // The bundled terraform first: coderd downloads one if it finds none in range.
         (
             "PATH",
@@ -93,13 +103,10 @@ pub fn coderd_env(settings: &CoderdSettings, layout: &Layout) -> Vec<(String, St
                 layout.current_bin().display()
             ),
         ),
-        ("TF_CLI_CONFIG_FILE", path(layout.terraformrc())),
-        ("CHECKPOINT_DISABLE", "1".into()),
-        // coderd's health check calls its own access URL, so it must trust the CA too.
-        ("SSL_CERT_FILE", path(layout.ca_bundle())),
         ("HOME", path(layout.home())),
     ]);
-    vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    vars.extend(site.into_iter().map(|(k, v)| (k.to_string(), v)));
+    vars
 }
 
 /// Writes `vars` as `KEY="value"` lines to the file `name` in `dir`, mode 0600 (given to
@@ -172,6 +179,7 @@ mod tests {
             tls_address: "0.0.0.0:443".into(),
             pg_url: r#"postgres://coder:p"w\d@127.0.0.1:5433/coder"#.into(),
             docs_url: None,
+            ai_gateway: false,
         }
     }
 
@@ -193,9 +201,47 @@ mod tests {
         assert_eq!(get("TF_CLI_CONFIG_FILE"), Some("/srv/c/etc/terraformrc"));
         assert!(get("PATH").is_some_and(|p| p.starts_with("/srv/c/current/bin:")));
         assert_eq!(get("CODER_DOCS_URL"), None);
+        assert_eq!(get("CODER_TELEMETRY_URL"), Some("http://127.0.0.1:1"));
+        assert_eq!(
+            get("CODER_OAUTH2_GITHUB_DEFAULT_PROVIDER_ENABLE"),
+            Some("false")
+        );
+        assert_eq!(get("CODER_AI_GATEWAY_ENABLED"), Some("false"));
+        assert_eq!(get("CODER_DERP_CONFIG_URL"), Some(""));
+        assert_eq!(
+            get("CODER_EXTERNAL_AUTH_GITHUB_DEFAULT_PROVIDER_ENABLE"),
+            None
+        );
+        assert!(
+            !vars
+                .iter()
+                .any(|(k, _)| k.starts_with("CODER_EXTERNAL_AUTH_")),
+            "coderd parses every CODER_EXTERNAL_AUTH_* as an indexed provider"
+        );
         assert!(!vars
             .iter()
             .any(|(k, _)| k.to_ascii_lowercase().contains("proxy")));
+    }
+
+    #[test]
+    fn every_posture_row_is_written_with_its_value() {
+        let mut s = settings();
+        s.ai_gateway = true;
+        let vars = coderd_env(&s, &Layout::new("/srv/c"));
+        for row in POSTURE {
+            let (_, got) = vars.iter().find(|(k, _)| k == row.var).expect(row.var);
+            match row.value {
+                Value::Fixed(want) => assert_eq!(got, want, "{}", row.var),
+                Value::Site(_) => assert!(!got.is_empty(), "{} not computed", row.var),
+            }
+        }
+        let ai = vars.iter().find(|(k, _)| k == "CODER_AI_GATEWAY_ENABLED");
+        assert_eq!(ai.map(|(_, v)| v.as_str()), Some("true"), "opt-in honoured");
+        let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "no variable twice: {names:?}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod env;
 pub mod layout;
+pub mod posture;
 pub mod release;
 pub mod rootdir;
 pub mod systemd;

@@ -9,15 +9,22 @@ use crate::appliance::layout::Layout;
 
 /// Check the running appliance's air-gap posture and health, with a fix for each problem.
 ///
-/// One line per check: coderd's actual environment (access URL set, telemetry and update check off,
-/// DERP on, direct connections blocked, STUN disabled, no proxy pointing outside); the
-/// Terraform on coderd's PATH is the bundled one and inside the range coderd accepts; the
-/// terraformrc has no `direct` fallback; both listeners' certificates chain to the CA for
-/// their names and stay valid at least 14 days; the mirror answers for every provider in
-/// the bundle; PostgreSQL answers; free disk under ROOT.
+/// One line per check: every row of the posture table (docs/posture.md) in coderd's live
+/// environment — access URL set, TLS on, no routable plain-HTTP listener, telemetry off and
+/// its URL dead-ended on loopback, update check off, GitHub default login off, AI Gateway
+/// off unless opted in at install (then `warn`), no DERP map URL, DERP on, direct
+/// connections blocked, STUN disabled, Terraform's checkpoint off, the CA trusted — and on
+/// its command line the GitHub external-auth default off (its env form must be absent);
+/// no proxy pointing outside; the Terraform on coderd's PATH is the bundled one, inside
+/// the range coderd accepts (above its maximum: `warn`, coderd only logs; below its
+/// minimum: FAIL, coderd would download); the terraformrc has no `direct` fallback; both
+/// listeners' certificates chain to the CA for their names and stay valid at least 14
+/// days; the mirror answers for every provider in the bundle; PostgreSQL answers; free
+/// disk under ROOT.
 ///
-/// Exit status: 0 when every check passes, 1 otherwise. --json prints an array of
-/// {name, ok, detail, fix} for monitoring. Run as root or as the service user.
+/// Exit status: 0 when every check passes (warnings included), 1 otherwise. --json prints
+/// an array of {name, ok, warning (only when true), detail, fix} for monitoring. Run as
+/// root or as the service user.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The appliance root.

@@ -43,6 +43,11 @@ pub struct Args {
     /// The wildcard domain for workspace apps (`*.apps.example.internal`).
     #[arg(long, value_name = "DOMAIN")]
     wildcard_url: Option<String>,
+    /// Turn on Coder's AI Gateway (CODER_AI_GATEWAY_ENABLED=true). Off by default: it
+    /// exists to reach AI providers, which an air-gapped site has only if it runs its own
+    /// (see docs/posture.md).
+    #[arg(long)]
+    ai_gateway: bool,
     /// An external PostgreSQL for coderd (postgres://user:pass@host/db); default: the
     /// embedded server from the bundle. Also read from CODER_AIRGAP_POSTGRES_URL, which
     /// keeps the password out of the process list.
@@ -149,6 +154,7 @@ fn config(args: &Args, root: &std::path::Path) -> anyhow::Result<Config> {
         service_user: args.service_user.clone(),
         ca_dir,
         postgres: postgres_mode(args, root)?,
+        ai_gateway: args.ai_gateway,
     })
 }
 

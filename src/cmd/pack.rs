@@ -11,6 +11,10 @@ use crate::progress::Bar;
 /// The bundle is a standard .tar.gz (GNU tar and `sha256sum -c SHA256SUMS` work on it);
 /// the same stage and key always give byte-identical output. Components are copied from
 /// the stage's appliance.lock.json. The output appears only when complete.
+///
+/// Refused: a directory without appliance.lock.json or without files (not a stage made
+/// by `sync`), and a bundle that would already be expired when its creation time comes
+/// from the stage's files (re-run sync; an explicit --source-date-epoch only warns).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The stage directory.
@@ -75,6 +79,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         created,
         threads: args.threads,
     };
+    if let Some(created) = created {
+        let expires = created + time::Duration::days(i64::from(opts.expires_in_days));
+        if expires <= time::OffsetDateTime::now_utc() {
+            eprintln!(
+                "warning: with the given creation time this bundle expired on {}: installs will refuse it",
+                expires.date()
+            );
+        }
+    }
     let bar = Bar::new();
     let summary = airgap_bundle::pack(&args.stage, &key, &args.out, &opts, &bar)
         .with_context(|| format!("packing {}", args.stage.display()))?;
@@ -116,9 +129,14 @@ fn lock_defaults(stage: &std::path::Path) -> anyhow::Result<LockDefaults> {
         bundle: Option<LockDefaults>,
     }
     let path = stage.join(airgap_bundle::LOCK_FILE);
-    let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(LockDefaults::default());
-    };
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "{} is not a stage: it has no {} (make one with `coder-airgap sync --spec bundle/appliance.toml --out {}`)",
+            stage.display(),
+            airgap_bundle::LOCK_FILE,
+            stage.display()
+        )
+    })?;
     let lock: Lock = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not a valid lock file: re-run sync", path.display()))?;
     let defaults = lock.bundle.unwrap_or_default();

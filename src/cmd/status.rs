@@ -34,11 +34,16 @@ use crate::supervise::{running_up, ProcessId};
 ///   health {url, ok, error}: coderd's /healthz,
 ///   mirror_health {url, ok, error}: the mirror's /ca.pem,
 ///   certificates {coderd, mirror}: each {path, not_after, days_left} or {error},
-///   posture {CODER_ACCESS_URL, CODER_TELEMETRY_ENABLE, CODER_UPDATE_CHECK,
-///            CODER_DERP_SERVER_ENABLE, CODER_BLOCK_DIRECT, CODER_DERP_SERVER_STUN_ADDRESSES,
-///            TF_CLI_CONFIG_FILE, SSL_CERT_FILE, PATH_FIRST (the first PATH entry)}: each
-///     the value in coderd's environment or null when unset; the whole object null when
-///     it could not be read (posture_error says why),
+///   posture {one key per row of the posture table (docs/posture.md): CODER_ACCESS_URL,
+///            CODER_TLS_ENABLE, CODER_HTTP_ADDRESS, CODER_TELEMETRY_ENABLE,
+///            CODER_TELEMETRY_URL, CODER_UPDATE_CHECK,
+///            CODER_OAUTH2_GITHUB_DEFAULT_PROVIDER_ENABLE, CODER_AI_GATEWAY_ENABLED,
+///            CODER_DERP_CONFIG_URL, CODER_DERP_SERVER_ENABLE, CODER_BLOCK_DIRECT,
+///            CODER_DERP_SERVER_STUN_ADDRESSES, TF_CLI_CONFIG_FILE, CHECKPOINT_DISABLE,
+///            SSL_CERT_FILE; then --external-auth-github-default-provider-enable (from
+///            coderd's command line) and PATH_FIRST (the first PATH entry)}: each the
+///     value coderd runs with or null when unset; the whole object null when it could
+///     not be read (posture_error says why),
 ///   ok (the exit status), problems [one line each].
 /// state is one of running, starting, backoff, stopped, "not running", orphaned.
 #[derive(Debug, clap::Args)]
@@ -325,7 +330,7 @@ fn human(r: &Report) -> String {
     match (&r.posture, &r.posture_error) {
         (Some(p), _) => {
             let pid = r.coderd.pid.unwrap_or_default();
-            text.push_str(&format!("posture (from /proc/{pid}/environ)\n"));
+            text.push_str(&format!("posture (from /proc/{pid}/environ and cmdline)\n"));
             let vars: Vec<(String, String)> = p
                 .lines()
                 .into_iter()

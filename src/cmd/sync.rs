@@ -10,8 +10,11 @@ use crate::sync;
 /// Fetch and check every pinned component (coderd, Terraform, Postgres, providers) into a stage directory.
 ///
 /// Reads the spec (bundle/appliance.toml), downloads in parallel with resume, verifies every
-/// upstream signature and checksum, and writes STAGE/appliance.lock.json for `pack`.
-/// The stage changes only when everything verified.
+/// upstream signature and checksum, and writes the lock file twice: STAGE/appliance.lock.json
+/// for `pack`, and beside the spec (bundle/appliance.lock.json; commit it like Cargo.lock).
+/// `--locked` reproduces that committed lock exactly, into a fresh stage on any connected
+/// host. The stage changes only when everything verified; a failed sync into a directory
+/// that did not exist removes it again.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The appliance spec (e.g. bundle/appliance.toml).
@@ -20,9 +23,13 @@ pub struct Args {
     /// The stage directory to fill.
     #[arg(long, value_name = "STAGE")]
     out: PathBuf,
-    /// Re-fetch exactly what STAGE/appliance.lock.json names; fail on any drift.
+    /// Re-fetch exactly what the lock beside the spec names (falling back to
+    /// STAGE/appliance.lock.json); fail on any drift. The lock is not rewritten.
     #[arg(long)]
     locked: bool,
+    /// The lock file kept beside the spec [default: SPEC with .lock.json for .toml].
+    #[arg(long, value_name = "FILE")]
+    lock: Option<PathBuf>,
     /// Override a spec field: section.key=value (split at the first dot; repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     sets: Vec<String>,
@@ -83,6 +90,7 @@ fn options(args: Args) -> sync::Options {
         sets: args.sets,
         out: args.out,
         locked: args.locked,
+        lock_file: args.lock,
         cache_dir: args.cache_dir,
         coder_from: args.coder_from,
         terraform_from: args.terraform_from,
@@ -112,4 +120,7 @@ fn print_summary(opts: &sync::Options, lock: &sync::lock::Lock) {
         println!("docs       {}", docs.version);
     }
     println!("lock       {}", sync::lock::Lock::path(&opts.out).display());
+    if !opts.locked {
+        println!("spec lock  {} (commit it)", sync::lock_path(opts).display());
+    }
 }

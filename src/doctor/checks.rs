@@ -7,6 +7,7 @@ use super::Check;
 use crate::appliance::config::Config;
 use crate::appliance::env::read_env_file;
 use crate::appliance::layout::Layout;
+use crate::appliance::posture::{Expect, Verdict, FLAGS, POSTURE};
 use crate::appliance::release::Release;
 use crate::supervise::certificates;
 use crate::supervise::health::HealthProbe;
@@ -34,9 +35,12 @@ pub(crate) async fn run_all(layout: &Layout) -> Vec<Check> {
     };
     let env = coderd_environ(layout);
     let mut checks = vec![running_check(&env)];
-    let vars = env.as_ref().map(|(_, v)| v.clone()).unwrap_or_default();
-    if env.is_ok() {
-        checks.extend(posture_checks(&vars));
+    let vars = env.as_ref().map(|(_, v, _)| v.clone()).unwrap_or_default();
+    if let Ok((_, _, argv)) = &env {
+        let written: BTreeMap<String, String> = read_env_file(&layout.coderd_env())
+            .map(|v| v.into_iter().collect())
+            .unwrap_or_default();
+        checks.extend(posture_checks(&vars, argv, &written));
         checks.push(terraform_check(layout, &vars).await);
         checks.push(proxy_check(&vars));
     }
@@ -48,22 +52,27 @@ pub(crate) async fn run_all(layout: &Layout) -> Vec<Check> {
     checks
 }
 
-/// coderd's pid and environment, from the state file and `/proc/PID/environ`.
-fn coderd_environ(layout: &Layout) -> Result<(u32, BTreeMap<String, String>), String> {
+/// coderd's pid, environment and arguments, from the state file and `/proc/PID/`.
+type Environ = (u32, BTreeMap<String, String>, Vec<String>);
+
+/// coderd's pid, environment and arguments, from the state file and `/proc/PID/`.
+fn coderd_environ(layout: &Layout) -> Result<Environ, String> {
     let state = State::read(&layout.state_file()).map_err(|e| e.to_string())?;
     let process = state
         .coderd_process()
         .filter(|p| p.is_alive())
         .ok_or("coderd is not running")?;
-    let bytes = std::fs::read(format!("/proc/{}/environ", process.pid)).map_err(|e| {
-        format!("cannot read coderd's environment: {e} (run as root or the service user)")
-    })?;
-    Ok((process.pid, posture::vars(&bytes).into_iter().collect()))
+    let (environ, argv) = posture::read_process(process.pid).map_err(|e| e.to_string())?;
+    Ok((
+        process.pid,
+        posture::vars(&environ).into_iter().collect(),
+        argv,
+    ))
 }
 
-fn running_check(env: &Result<(u32, BTreeMap<String, String>), String>) -> Check {
+fn running_check(env: &Result<Environ, String>) -> Check {
     match env {
-        Ok((pid, _)) => Check::pass("coderd-running", format!("pid {pid}")),
+        Ok((pid, _, _)) => Check::pass("coderd-running", format!("pid {pid}")),
         Err(e) => Check::fail(
             "coderd-running",
             e.clone(),
@@ -72,37 +81,54 @@ fn running_check(env: &Result<(u32, BTreeMap<String, String>), String>) -> Check
     }
 }
 
-fn posture_checks(vars: &BTreeMap<String, String>) -> Vec<Check> {
-    let expect = |name: &'static str, key: &str, want: &str| {
-        let got = vars.get(key).map(String::as_str);
-        Check::verdict(
-            name,
-            got == Some(want),
-            format!("{key}={}", got.unwrap_or("(unset)")),
-            REINSTALL,
-        )
-    };
-    let access = vars.get("CODER_ACCESS_URL").filter(|v| !v.is_empty());
-    vec![
-        Check::verdict(
-            "posture-access-url",
-            access.is_some(),
-            format!(
-                "CODER_ACCESS_URL={}",
-                access.map_or("(empty: coderd would open a public tunnel)", |v| v)
+/// One check per row of the posture table (and per posture flag), on the live process.
+/// `written` is the env file install wrote (opt-in rows are judged against it).
+fn posture_checks(
+    vars: &BTreeMap<String, String>,
+    argv: &[String],
+    written: &BTreeMap<String, String>,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for row in POSTURE.iter().filter(|r| r.expect != Expect::Shown) {
+        let live = vars.get(row.var).map(String::as_str);
+        let shown = match live {
+            None => "(unset)",
+            Some("") => "(empty)",
+            Some(v) => v,
+        };
+        let detail = format!("{}={shown}", row.var);
+        checks.push(
+            match row.judge(live, written.get(row.var).map(String::as_str)) {
+                Verdict::Pass => Check::pass(row.check, detail),
+                Verdict::Warn(why) => Check::warn(row.check, format!("{detail}: {why}")),
+                Verdict::Fail(why) => Check::fail(
+                    row.check,
+                    format!("{detail}: {why} ({}; Coder: {})", row.why, row.source),
+                    REINSTALL,
+                ),
+            },
+        );
+    }
+    for flag in FLAGS {
+        let name = posture::flag_name(flag.arg);
+        let want = flag.arg.split_once('=').map_or("", |(_, v)| v);
+        let got = posture::flag_value(argv, name);
+        let env_form = vars.get(flag.forbidden_env);
+        let ok = got.as_deref() == Some(want) && env_form.is_none();
+        let detail = match (&got, env_form) {
+            (_, Some(v)) => format!(
+                "{}={v} is set: coderd would read it as an external-auth provider and stop ({})",
+                flag.forbidden_env, flag.why
             ),
-            REINSTALL,
-        ),
-        expect("posture-telemetry", "CODER_TELEMETRY_ENABLE", "false"),
-        expect("posture-update-check", "CODER_UPDATE_CHECK", "false"),
-        expect("posture-derp", "CODER_DERP_SERVER_ENABLE", "true"),
-        expect("posture-block-direct", "CODER_BLOCK_DIRECT", "true"),
-        expect(
-            "posture-stun",
-            "CODER_DERP_SERVER_STUN_ADDRESSES",
-            "disable",
-        ),
-    ]
+            (Some(v), None) => format!("{name}={v} on coderd's command line"),
+            (None, None) => format!(
+                "{name} missing from coderd's command line ({}; Coder: {})",
+                flag.why, flag.source
+            ),
+        };
+        checks.push(Check::verdict(flag.check, ok, detail, "restart the appliance with this coder-airgap's `up` (it passes the flag) and remove the variable from the service's environment"));
+    }
+    checks
 }
 
 /// The first `terraform` on coderd's PATH is the bundled one, inside coderd's range.
@@ -135,14 +161,34 @@ async fn terraform_check(layout: &Layout, vars: &BTreeMap<String, String>) -> Ch
         Ok(v) => v,
         Err(e) => return Check::fail(NAME, e, "re-install the bundle (the binary is damaged)"),
     };
-    match Release::current(layout).ok().and_then(|r| r.lock.components.coderd.terraform_range) {
-        Some(range) if !in_range(&version, &range.min, &range.max) => Check::fail(
+    let range = Release::current(layout)
+        .ok()
+        .and_then(|r| r.lock.components.coderd.terraform_range);
+    let Some(range) = range else {
+        return Check::pass(
             NAME,
-            format!("terraform {version} is outside {}..={} that coderd accepts (it would download another)", range.min, range.max),
-            "pin the Terraform version coderd expects in appliance.toml, then sync, pack and install",
+            format!(
+                "{} {version} (coderd's range unknown to this bundle)",
+                found.display()
+            ),
+        );
+    };
+    const REPIN: &str =
+        "pin a Terraform inside coderd's range in appliance.toml, then sync, pack and install";
+    match place(&version, &range.min, &range.max) {
+        Place::Below => Check::fail(
+            NAME,
+            format!("terraform {version} is below {}, the minimum coderd accepts: it would download its own Terraform, which fails offline", range.min),
+            REPIN,
         ),
-        Some(range) => Check::pass(NAME, format!("{} {version} (coderd accepts {}..={})", found.display(), range.min, range.max)),
-        None => Check::pass(NAME, format!("{} {version} (coderd's range unknown to this bundle)", found.display())),
+        Place::Above => Check::warn(
+            NAME,
+            format!("terraform {version} is above {}, the maximum coderd was tested with: coderd only logs a warning and uses it", range.max),
+        ),
+        Place::Inside => Check::pass(
+            NAME,
+            format!("{} {version} (coderd accepts {}..={})", found.display(), range.min, range.max),
+        ),
     }
 }
 
@@ -161,9 +207,23 @@ async fn terraform_version(bin: &Path) -> Result<String, String> {
         .ok_or_else(|| format!("{} printed no version", bin.display()))
 }
 
-fn in_range(version: &str, min: &str, max: &str) -> bool {
+/// Where a version sits against coderd's accepted range.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    Below,
+    Inside,
+    Above,
+}
+
+fn place(version: &str, min: &str, max: &str) -> Place {
     let key = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
-    key(min) <= key(version) && key(version) <= key(max)
+    if key(version) < key(min) {
+        Place::Below
+    } else if key(version) > key(max) {
+        Place::Above
+    } else {
+        Place::Inside
+    }
 }
 
 fn canonical(path: &Path) -> PathBuf {
@@ -356,5 +416,121 @@ fn disk_check(layout: &Layout) -> Check {
             format!("{}: {e}", layout.root().display()),
             "check the filesystem",
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::appliance::env::{coderd_env, CoderdSettings};
+
+    fn written() -> BTreeMap<String, String> {
+        let settings = CoderdSettings {
+            access_url: "https://coder.example.internal".into(),
+            wildcard_url: None,
+            tls_address: "0.0.0.0:443".into(),
+            pg_url: "postgres://c@127.0.0.1/c".into(),
+            docs_url: None,
+            ai_gateway: false,
+        };
+        coderd_env(&settings, &Layout::new("/srv/c"))
+            .into_iter()
+            .collect()
+    }
+
+    fn argv() -> Vec<String> {
+        ["coder", "server"]
+            .into_iter()
+            .chain(crate::appliance::posture::server_args())
+            .map(String::from)
+            .collect()
+    }
+
+    fn failed(checks: &[Check]) -> Vec<&'static str> {
+        checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn the_written_posture_passes_every_check() {
+        let env = written();
+        let checks = posture_checks(&env, &argv(), &env);
+        assert!(failed(&checks).is_empty(), "{checks:?}");
+        assert!(checks.iter().all(|c| !c.warning));
+        let names: Vec<&str> = checks.iter().map(|c| c.name).collect();
+        for name in [
+            "posture-telemetry-url",
+            "posture-github-login",
+            "posture-github-external-auth",
+            "posture-ai-gateway",
+            "posture-derp-config-url",
+            "posture-http",
+        ] {
+            assert!(names.contains(&name), "{name} missing: {names:?}");
+        }
+    }
+
+    #[test]
+    fn each_drift_fails_its_own_check() {
+        let env = written();
+        let drift = |key: &str, value: Option<&str>| {
+            let mut live = env.clone();
+            match value {
+                Some(v) => live.insert(key.to_string(), v.to_string()),
+                None => live.remove(key),
+            };
+            failed(&posture_checks(&live, &argv(), &env))
+        };
+        assert_eq!(
+            drift("CODER_TELEMETRY_URL", None),
+            ["posture-telemetry-url"]
+        );
+        assert_eq!(
+            drift("CODER_AI_GATEWAY_ENABLED", Some("true")),
+            ["posture-ai-gateway"]
+        );
+        assert_eq!(
+            drift(
+                "CODER_DERP_CONFIG_URL",
+                Some("https://example.com/derp.json")
+            ),
+            ["posture-derp-config-url"]
+        );
+        assert_eq!(
+            drift("CODER_HTTP_ADDRESS", Some("0.0.0.0:80")),
+            ["posture-http"]
+        );
+        assert_eq!(
+            drift(
+                "CODER_EXTERNAL_AUTH_GITHUB_DEFAULT_PROVIDER_ENABLE",
+                Some("false")
+            ),
+            ["posture-github-external-auth"]
+        );
+        let bare: Vec<String> = vec!["coder".into(), "server".into()];
+        assert_eq!(
+            failed(&posture_checks(&env, &bare, &env)),
+            ["posture-github-external-auth"]
+        );
+    }
+
+    #[test]
+    fn ai_gateway_opted_in_is_a_warning_not_a_failure() {
+        let mut env = written();
+        env.insert("CODER_AI_GATEWAY_ENABLED".into(), "true".into());
+        let checks = posture_checks(&env, &argv(), &env);
+        let ai = checks
+            .iter()
+            .find(|c| c.name == "posture-ai-gateway")
+            .expect("ai");
+        assert!(ai.ok && ai.warning, "{ai:?}");
+        assert!(ai.line().starts_with("warn "), "{}", ai.line());
+    }
+
+    #[test]
+    fn terraform_range_places_versions() {
+        assert_eq!(place("1.0.9", "1.1.0", "1.14.9"), Place::Below);
+        assert_eq!(place("1.1.0", "1.1.0", "1.14.9"), Place::Inside);
+        assert_eq!(place("1.14.9", "1.1.0", "1.14.9"), Place::Inside);
+        assert_eq!(place("1.15.5", "1.1.0", "1.14.9"), Place::Above);
     }
 }

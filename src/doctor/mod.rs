@@ -14,8 +14,11 @@ pub(crate) use checks::run_all;
 pub(crate) struct Check {
     /// Stable name (`posture-telemetry`), for monitoring and the operator's guide.
     pub name: &'static str,
-    /// True when the property holds.
+    /// True when the property holds (warnings hold, too).
     pub ok: bool,
+    /// True when it holds but deserves the operator's attention (printed `warn`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
     /// What was found.
     pub detail: String,
     /// What to do when it does not hold (empty when ok).
@@ -28,8 +31,17 @@ impl Check {
         Check {
             name,
             ok: true,
+            warning: false,
             detail: detail.into(),
             fix: String::new(),
+        }
+    }
+
+    /// A check that holds with a warning (the exit status stays 0).
+    pub(crate) fn warn(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            warning: true,
+            ..Check::pass(name, detail)
         }
     }
 
@@ -42,6 +54,7 @@ impl Check {
         Check {
             name,
             ok: false,
+            warning: false,
             detail: detail.into(),
             fix: fix.into(),
         }
@@ -56,9 +69,11 @@ impl Check {
         }
     }
 
-    /// The human line: `ok   NAME  detail` or `FAIL NAME  detail — fix: …`.
+    /// The human line: `ok   NAME  detail`, `warn NAME  detail` or `FAIL NAME  detail — fix: …`.
     pub(crate) fn line(&self) -> String {
-        if self.ok {
+        if self.ok && self.warning {
+            format!("warn {:<22} {}", self.name, self.detail)
+        } else if self.ok {
             format!("ok   {:<22} {}", self.name, self.detail)
         } else {
             format!("FAIL {:<22} {} — fix: {}", self.name, self.detail, self.fix)

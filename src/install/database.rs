@@ -303,6 +303,7 @@ pub fn write_coderd_env(
         tls_address: config.listen.clone(),
         pg_url: pg_url.to_string(),
         docs_url: release.docs_dir().map(|_| docs_url(config)),
+        ai_gateway: config.ai_gateway,
     };
     let vars = coderd_env(&settings, layout);
     write_env_file(etc, CODERD_ENV, owner, &vars)

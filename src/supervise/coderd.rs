@@ -38,6 +38,8 @@ impl Coderd {
         let bin = settings.release.coder_bin();
         let mut child = tokio::process::Command::new(&bin)
             .arg("server")
+            // Settings whose env form is unsafe (see appliance::posture::FLAGS).
+            .args(crate::appliance::posture::server_args())
             .env_clear()
             .envs(settings.env.iter().map(|(k, v)| (k, v)))
             .current_dir(layout.root())

@@ -1,65 +1,89 @@
 //! The air-gap posture of the coderd that actually runs, read from its environment
-//! (`/proc/PID/environ`) rather than from the files install wrote: an edited env file, a
-//! coderd started by hand or an old process still running would all show up here. `status`
-//! prints it; `doctor` checks it.
+//! (`/proc/PID/environ`) and command line (`/proc/PID/cmdline`) rather than from the files
+//! install wrote: an edited env file, a coderd started by hand or an old process still
+//! running would all show up here. `status` prints it; `doctor` checks it. Which variables
+//! and flags make up the posture is [`crate::appliance::posture`]'s table, not this file's.
 
 use std::path::PathBuf;
 
+use serde::ser::SerializeMap as _;
 use serde::Serialize;
 
-/// The settings that decide whether coderd stays inside the air gap. `None` means the
-/// variable is not set at all (coder's default applies). No secret is kept: the database
-/// URL is never read into it. Serialised with the variables' own names as keys (and
-/// `PATH_FIRST` for the first `PATH` entry), so JSON readers need no mapping.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+use crate::appliance::posture::{FLAGS, POSTURE};
+
+/// The live value of every posture row (`None`: not set, coder's default applies), then
+/// each posture flag as found on the command line, then `PATH_FIRST`. No secret is kept:
+/// the database URL is not a posture row. Serialised as one object keyed by the variables'
+/// own names (flags by their `--name`), so JSON readers need no mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Posture {
-    /// `CODER_ACCESS_URL`: empty makes coderd open a public tunnel.
-    #[serde(rename = "CODER_ACCESS_URL")]
-    pub access_url: Option<String>,
-    /// `CODER_TELEMETRY_ENABLE`: should be `false`.
-    #[serde(rename = "CODER_TELEMETRY_ENABLE")]
-    pub telemetry_enable: Option<String>,
-    /// `CODER_UPDATE_CHECK`: should be `false`.
-    #[serde(rename = "CODER_UPDATE_CHECK")]
-    pub update_check: Option<String>,
-    /// `CODER_DERP_SERVER_ENABLE`: the built-in relay, should be `true`.
-    #[serde(rename = "CODER_DERP_SERVER_ENABLE")]
-    pub derp_server_enable: Option<String>,
-    /// `CODER_BLOCK_DIRECT`: `true` forces every connection through the relay.
-    #[serde(rename = "CODER_BLOCK_DIRECT")]
-    pub block_direct: Option<String>,
-    /// `CODER_DERP_SERVER_STUN_ADDRESSES`: should be `disable` (default: Google's STUN).
-    #[serde(rename = "CODER_DERP_SERVER_STUN_ADDRESSES")]
-    pub derp_server_stun_addresses: Option<String>,
-    /// `TF_CLI_CONFIG_FILE`: Terraform's configuration (the network mirror only).
-    #[serde(rename = "TF_CLI_CONFIG_FILE")]
-    pub tf_cli_config_file: Option<String>,
-    /// `SSL_CERT_FILE`: coderd and Terraform must trust the internal CA.
-    #[serde(rename = "SSL_CERT_FILE")]
-    pub ssl_cert_file: Option<String>,
-    /// The first entry of `PATH`: where coderd finds `terraform` (the bundled one first).
-    #[serde(rename = "PATH_FIRST")]
-    pub path_first: Option<String>,
+    /// `(name, live value)` in the table's order.
+    pub values: Vec<(&'static str, Option<String>)>,
+}
+
+impl Posture {
+    /// The live value of `name` (a variable, a flag's `--name`, or `PATH_FIRST`).
+    #[cfg(test)]
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// `(label, value)` pairs in a fixed order, for printing (`(unset)` when not set).
+    pub(crate) fn lines(&self) -> Vec<(&'static str, String)> {
+        self.values
+            .iter()
+            .map(|(k, v)| {
+                let label = if *k == "PATH_FIRST" {
+                    "PATH (first entry)"
+                } else {
+                    k
+                };
+                (label, v.clone().unwrap_or_else(|| "(unset)".into()))
+            })
+            .collect()
+    }
+}
+
+impl Serialize for Posture {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.values.len()))?;
+        for (k, v) in &self.values {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
 }
 
 /// Why the environment could not be read.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PostureError {
-    /// `/proc/PID/environ` could not be read.
+    /// `/proc/PID/environ` or `cmdline` could not be read.
     #[error("cannot read {path}: {source} (run this as root or as the service user, while coderd runs)", path = .path.display())]
     Read {
-        /// The environ file.
+        /// The file under /proc.
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
     },
 }
 
-/// Reads the posture of process `pid` from `/proc/PID/environ`.
+/// The environ block and argument list of process `pid`.
+pub(crate) fn read_process(pid: u32) -> Result<(Vec<u8>, Vec<String>), PostureError> {
+    let read = |name: &str| {
+        let path = PathBuf::from(format!("/proc/{pid}/{name}"));
+        std::fs::read(&path).map_err(|source| PostureError::Read { path, source })
+    };
+    let environ = read("environ")?;
+    Ok((environ, args(&read("cmdline")?)))
+}
+
+/// Reads the posture of process `pid`.
 pub(crate) fn read(pid: u32) -> Result<Posture, PostureError> {
-    let path = PathBuf::from(format!("/proc/{pid}/environ"));
-    let bytes = std::fs::read(&path).map_err(|source| PostureError::Read { path, source })?;
-    Ok(parse(&bytes))
+    let (environ, argv) = read_process(pid)?;
+    Ok(parse(&environ, &argv))
 }
 
 /// Every variable of an environ block (`KEY=VALUE` entries separated by NUL bytes), in
@@ -76,50 +100,53 @@ pub(crate) fn vars(environ: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The posture in an environ block (`KEY=VALUE` entries separated by NUL bytes).
-pub(crate) fn parse(environ: &[u8]) -> Posture {
-    let mut posture = Posture::default();
-    for (key, value) in vars(environ) {
-        let value = Some(value);
-        match key.as_str() {
-            "CODER_ACCESS_URL" => posture.access_url = value,
-            "CODER_TELEMETRY_ENABLE" => posture.telemetry_enable = value,
-            "CODER_UPDATE_CHECK" => posture.update_check = value,
-            "CODER_DERP_SERVER_ENABLE" => posture.derp_server_enable = value,
-            "CODER_BLOCK_DIRECT" => posture.block_direct = value,
-            "CODER_DERP_SERVER_STUN_ADDRESSES" => posture.derp_server_stun_addresses = value,
-            "TF_CLI_CONFIG_FILE" => posture.tf_cli_config_file = value,
-            "SSL_CERT_FILE" => posture.ssl_cert_file = value,
-            "PATH" => posture.path_first = value.and_then(first_path_entry),
-            _ => {}
+/// The arguments in a `/proc/PID/cmdline` block (NUL-separated).
+pub(crate) fn args(cmdline: &[u8]) -> Vec<String> {
+    cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// The value given to flag `--name` on a command line (`--name=V` or `--name V`); the
+/// last one wins, as in coder's flag parser.
+pub(crate) fn flag_value(argv: &[String], name: &str) -> Option<String> {
+    let mut found = None;
+    let mut it = argv.iter();
+    while let Some(arg) = it.next() {
+        if let Some(v) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v.to_string());
+        } else if arg == name {
+            found = it.next().cloned();
         }
     }
-    posture
+    found
 }
 
-fn first_path_entry(path: String) -> Option<String> {
-    path.split(':').next().map(str::to_string)
+/// The name part (`--x`) of a posture flag argument (`--x=false`).
+pub(crate) fn flag_name(arg: &'static str) -> &'static str {
+    arg.split_once('=').map_or(arg, |(n, _)| n)
 }
 
-impl Posture {
-    /// `(variable, value)` pairs in a fixed order, for printing (`(unset)` when not set).
-    pub(crate) fn lines(&self) -> Vec<(&'static str, String)> {
-        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "(unset)".into());
-        vec![
-            ("CODER_ACCESS_URL", show(&self.access_url)),
-            ("CODER_TELEMETRY_ENABLE", show(&self.telemetry_enable)),
-            ("CODER_UPDATE_CHECK", show(&self.update_check)),
-            ("CODER_DERP_SERVER_ENABLE", show(&self.derp_server_enable)),
-            ("CODER_BLOCK_DIRECT", show(&self.block_direct)),
-            (
-                "CODER_DERP_SERVER_STUN_ADDRESSES",
-                show(&self.derp_server_stun_addresses),
-            ),
-            ("TF_CLI_CONFIG_FILE", show(&self.tf_cli_config_file)),
-            ("SSL_CERT_FILE", show(&self.ssl_cert_file)),
-            ("PATH (first entry)", show(&self.path_first)),
-        ]
+/// The posture in an environ block and argument list.
+pub(crate) fn parse(environ: &[u8], argv: &[String]) -> Posture {
+    let env = vars(environ);
+    let live = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut values: Vec<(&'static str, Option<String>)> =
+        POSTURE.iter().map(|row| (row.var, live(row.var))).collect();
+    for flag in FLAGS {
+        let name = flag_name(flag.arg);
+        values.push((name, flag_value(argv, name)));
     }
+    let first = live("PATH").and_then(|p| p.split(':').next().map(str::to_string));
+    values.push(("PATH_FIRST", first));
+    Posture { values }
 }
 
 #[cfg(test)]
@@ -134,22 +161,24 @@ CODER_BLOCK_DIRECT=true\0CODER_DERP_SERVER_STUN_ADDRESSES=disable\0\
 CODER_PG_CONNECTION_URL=postgres://coder:secret@127.0.0.1:5433/coder\0\
 TF_CLI_CONFIG_FILE=/srv/c/etc/terraformrc\0PATH=/srv/c/current/bin:/usr/bin:/bin\0\
 WEIRD\0EMPTY=\0";
-        let p = parse(environ);
+        let argv = args(b"/srv/c/current/bin/coder\0server\0--external-auth-github-default-provider-enable=false\0");
+        let p = parse(environ, &argv);
         assert_eq!(
-            p.access_url.as_deref(),
+            p.get("CODER_ACCESS_URL"),
             Some("https://coder.example.internal")
         );
-        assert_eq!(p.telemetry_enable.as_deref(), Some("false"));
-        assert_eq!(p.update_check.as_deref(), Some("false"));
-        assert_eq!(p.derp_server_enable.as_deref(), Some("true"));
-        assert_eq!(p.block_direct.as_deref(), Some("true"));
-        assert_eq!(p.derp_server_stun_addresses.as_deref(), Some("disable"));
+        assert_eq!(p.get("CODER_TELEMETRY_ENABLE"), Some("false"));
+        assert_eq!(p.get("CODER_UPDATE_CHECK"), Some("false"));
+        assert_eq!(p.get("CODER_DERP_SERVER_ENABLE"), Some("true"));
+        assert_eq!(p.get("CODER_BLOCK_DIRECT"), Some("true"));
+        assert_eq!(p.get("CODER_DERP_SERVER_STUN_ADDRESSES"), Some("disable"));
+        assert_eq!(p.get("TF_CLI_CONFIG_FILE"), Some("/srv/c/etc/terraformrc"));
+        assert_eq!(p.get("PATH_FIRST"), Some("/srv/c/current/bin"));
         assert_eq!(
-            p.tf_cli_config_file.as_deref(),
-            Some("/srv/c/etc/terraformrc")
+            p.get("--external-auth-github-default-provider-enable"),
+            Some("false")
         );
-        assert_eq!(p.path_first.as_deref(), Some("/srv/c/current/bin"));
-        assert_eq!(p.ssl_cert_file, None);
+        assert_eq!(p.get("SSL_CERT_FILE"), None);
         assert_eq!(vars(environ).len(), 10, "WEIRD has no '=' and is skipped");
         let json = serde_json::to_string(&p).unwrap_or_default();
         assert!(!json.contains("secret"), "{json}");
@@ -157,12 +186,23 @@ WEIRD\0EMPTY=\0";
             json.contains(r#""CODER_TELEMETRY_ENABLE":"false""#),
             "keys are the variable names: {json}"
         );
+        assert!(json.contains(r#""SSL_CERT_FILE":null"#), "{json}");
+    }
+
+    #[test]
+    fn flag_values_take_both_forms_and_the_last_wins() {
+        let argv: Vec<String> = ["coder", "server", "--x", "true", "--x=false"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(flag_value(&argv, "--x"), Some("false".into()));
+        assert_eq!(flag_value(&argv[..4], "--x"), Some("true".into()));
+        assert_eq!(flag_value(&argv, "--xy"), None);
     }
 
     #[test]
     fn this_process_environment_can_be_read() -> Result<(), PostureError> {
         let p = read(std::process::id())?;
-        assert!(p.path_first.is_some(), "the test runner has a PATH");
+        assert!(p.get("PATH_FIRST").is_some(), "the test runner has a PATH");
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! coderd from Coder's release layout (`BASE/vV/coder_V_linux_ARCH.tar.gz`, checked against
-//! `coder_V_checksums.txt` and, where published, its detached `.asc` signature with an
-//! operator-pinned key); optionally `coder_docs_V.tgz` for offline docs.
+//! `coder_V_checksums.txt` and its detached `.asc` signature by Coder's release key, pinned
+//! by fingerprint and required unless the spec opts out); optionally `coder_docs_V.tgz`
+//! for offline docs.
 
 use std::path::Path;
 
@@ -37,7 +38,9 @@ pub(crate) async fn prepare(
     let (sums, sums_url, warnings) = if local_input && !spec.docs {
         (Vec::new(), None, Vec::new())
     } else {
-        let (sums, url, warnings) = checksums(ctx, spec).await?;
+        let (sums, url, warnings) = checksums(ctx, spec)
+            .await
+            .map_err(|e| docs_need_upstream(e, spec, local_input))?;
         (sums, Some(url), warnings)
     };
     let mut coderd = match from {
@@ -54,7 +57,10 @@ pub(crate) async fn prepare(
     Ok(CoderPrepared { coderd, docs })
 }
 
-/// The checksum file, verified with the pinned key when one is configured.
+/// The checksum file, verified against its detached `.asc` with the key pinned by
+/// `coder.key_fingerprint` (Coder's release key by default). A missing or wrong
+/// signature fails the sync unless the spec says `require_signature = false`, which is
+/// reported as a warning on every run.
 async fn checksums(
     ctx: &Ctx<'_>,
     spec: &CoderSection,
@@ -65,9 +71,16 @@ async fn checksums(
     let (sums, _) = ctx.fetcher.get_bytes(&url).await?;
     let asc_url = fetch::join(&spec.base_url, &format!("v{v}/{name}.asc"))?;
     let asc = fetch::get_optional(ctx.fetcher, &asc_url).await?;
+    let has_key = spec.key_file.is_some() || spec.key_url.is_some();
+    if spec.require_signature && !has_key {
+        return Err(SyncError::Missing {
+            what: NAME,
+            message: format!("{name} must be verified with Coder's release key (fingerprint {}): set coder.key_url or coder.key_file, or coder.require_signature = false for a release known to be unsigned", spec.key_fingerprint),
+        });
+    }
     let mut warnings = Vec::new();
-    match (asc, &spec.key_fingerprint) {
-        (Some(asc), Some(pinned)) => {
+    match asc {
+        Some(asc) if spec.require_signature || has_key => {
             let key = super::spec::load_key(
                 ctx.fetcher,
                 spec.key_file.as_deref(),
@@ -75,22 +88,37 @@ async fn checksums(
                 NAME,
             )
             .await?;
+            let pinned = &spec.key_fingerprint;
             fetch::verify_signed(NAME, (&key.0, &key.1), pinned, FIELD, (&asc, asc_url.as_str()), &sums)?;
         }
-        (None, Some(_)) => {
+        None if spec.require_signature => {
             return Err(SyncError::Missing {
                 what: NAME,
-                message: format!("coder.key_fingerprint is pinned but {asc_url} is not published: refusing an unsigned checksum file (unset the fingerprint only if this release is known to be unsigned)"),
+                message: format!("{asc_url} is not published: refusing an unsigned checksum file (coder.key_fingerprint pins Coder's release key; set coder.require_signature = false in the spec only for a release known to be unsigned)"),
             })
         }
-        (Some(_), None) => warnings.push(format!(
-            "coderd: {asc_url} is published but not checked: pin coder.key_fingerprint (and key_url or key_file) to verify it"
-        )),
-        (None, None) => warnings.push(format!(
-            "coderd: {name} is not signed; only its sha256 lines were checked"
+        _ => warnings.push(format!(
+            "coderd: SIGNATURE NOT CHECKED — the spec sets coder.require_signature = false, so {name} was trusted on its sha256 lines alone{}",
+            if has_key { "" } else { " (and no key_url or key_file is set)" }
         )),
     }
     Ok((sums, url, warnings))
+}
+
+/// With `--coder-from`, only `docs = true` still reaches Coder's release site: say which
+/// files it needs and how to do without them, instead of a bare connect error.
+fn docs_need_upstream(e: SyncError, spec: &CoderSection, local_input: bool) -> SyncError {
+    if !local_input {
+        return e;
+    }
+    let v = &spec.version;
+    SyncError::Missing {
+        what: "docs",
+        message: format!(
+            "--coder-from replaces the coder binary, but coder.docs = true still needs coder_{v}_checksums.txt (+ .asc) and coder_docs_{v}.tgz from {}/v{v}/: {e}. Make them reachable, or leave the docs out with --set coder.docs=false (or docs = false in the spec)",
+            spec.base_url.trim_end_matches('/')
+        ),
+    }
 }
 
 async fn remote(

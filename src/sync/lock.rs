@@ -141,10 +141,15 @@ impl Lock {
 
     /// Reads and checks `stage/appliance.lock.json` (install calls this).
     pub fn read(stage: &Path) -> Result<Lock, SyncError> {
-        let path = Self::path(stage);
+        Self::read_file(&Self::path(stage))
+    }
+
+    /// Reads and checks a lock file at `path` (the stage's, or the one beside the spec).
+    pub fn read_file(path: &Path) -> Result<Lock, SyncError> {
+        let path = path.to_path_buf();
         let bytes = std::fs::read(&path).map_err(|e| SyncError::Lock {
             path: path.clone(),
-            message: format!("{e} (run `coder-airgap sync` to make one)"),
+            message: format!("{e} (run `coder-airgap sync` without --locked to make one)"),
         })?;
         let lock: Lock = serde_json::from_slice(&bytes).map_err(|e| SyncError::Lock {
             path: path.clone(),
@@ -164,15 +169,26 @@ impl Lock {
 
     /// Writes the lock into `stage` atomically (pretty JSON, fixed field order).
     pub fn write(&self, stage: &Path) -> Result<(), SyncError> {
-        let path = Self::path(stage);
+        self.write_file(&Self::path(stage))
+    }
+
+    /// Writes the lock to `path` atomically (a temporary file beside it, then rename).
+    pub fn write_file(&self, path: &Path) -> Result<(), SyncError> {
         let mut text = serde_json::to_vec_pretty(self).map_err(|e| SyncError::Lock {
-            path: path.clone(),
+            path: path.to_path_buf(),
             message: e.to_string(),
         })?;
         text.push(b'\n');
-        let tmp = stage.join(".appliance.lock.json.tmp");
+        let mut name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        name.push(".tmp");
+        let mut hidden = std::ffi::OsString::from(".");
+        hidden.push(name);
+        let tmp = path.with_file_name(hidden);
         std::fs::write(&tmp, text).map_err(io_at(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io_at(&path))
+        std::fs::rename(&tmp, path).map_err(io_at(path))
     }
 }
 

@@ -35,8 +35,11 @@ pub(crate) struct Options {
     pub sets: Vec<String>,
     /// The stage directory.
     pub out: PathBuf,
-    /// Re-fetch exactly what the stage's lock names; fail on any drift.
+    /// Re-fetch exactly what the lock names; fail on any drift.
     pub locked: bool,
+    /// The lock file kept beside the spec (default: `SPEC.lock.json`, e.g.
+    /// `bundle/appliance.lock.json`), committable like Cargo.lock.
+    pub lock_file: Option<PathBuf>,
     /// Where downloads are kept between runs (default: `OUT.downloads` beside the stage).
     pub cache_dir: Option<PathBuf>,
     /// Local inputs in place of upstreams.
@@ -62,14 +65,38 @@ pub(crate) struct Report {
     pub warnings: Vec<String>,
 }
 
-/// Runs a sync into `opts.out`.
+/// Runs a sync into `opts.out`. On success the lock is written into the stage (pack's
+/// copy) and beside the spec (the committable one). `--locked` reads the one beside the
+/// spec (or, for stages made before it existed, the stage's), so a fresh stage on another
+/// host reproduces the committed lock with nothing copied in first. A failed sync removes
+/// the stage directory again when this run created it.
 pub(crate) async fn run(opts: &Options) -> Result<Report, SyncError> {
     let spec = ApplianceSpec::load(&opts.spec, &opts.sets)?;
+    let lock_file = lock_path(opts);
     let previous = if opts.locked {
-        Some(Lock::read(&opts.out)?)
+        Some(read_previous(&lock_file, &opts.out)?)
     } else {
         None
     };
+    let created = !opts.out.exists();
+    let result = sync_into(opts, &spec, previous.as_ref()).await;
+    if result.is_err() && created {
+        // This run made the directory and wrote no lock into it: it is not a stage, and
+        // must not be left for `pack` to sign (the providers it gained are re-fetched).
+        let _ = std::fs::remove_dir_all(&opts.out);
+    }
+    let report = result?;
+    if !opts.locked {
+        report.lock.write_file(&lock_file)?;
+    }
+    Ok(report)
+}
+
+async fn sync_into(
+    opts: &Options,
+    spec: &ApplianceSpec,
+    previous: Option<&Lock>,
+) -> Result<Report, SyncError> {
     let tmp = opts.out.join(stagefs::TMP_DIR);
     stagefs::clean_tmp(&opts.out);
     std::fs::create_dir_all(&tmp).map_err(error::io_at(&tmp))?;
@@ -78,9 +105,26 @@ pub(crate) async fn run(opts: &Options) -> Result<Report, SyncError> {
         .clone()
         .unwrap_or_else(|| default_cache(&opts.out));
     std::fs::create_dir_all(&cache).map_err(error::io_at(&cache))?;
-    let result = stage(opts, &spec, previous.as_ref(), cache, tmp).await;
+    let result = stage(opts, spec, previous, cache, tmp).await;
     stagefs::clean_tmp(&opts.out);
     result
+}
+
+/// The lock beside the spec: `--lock`, else `SPEC` with its extension replaced by
+/// `lock.json` (`bundle/appliance.toml` → `bundle/appliance.lock.json`).
+pub(crate) fn lock_path(opts: &Options) -> PathBuf {
+    opts.lock_file
+        .clone()
+        .unwrap_or_else(|| opts.spec.with_extension("lock.json"))
+}
+
+/// The lock `--locked` reproduces: beside the spec, else (older stages) the stage's own.
+fn read_previous(lock_file: &Path, stage: &Path) -> Result<Lock, SyncError> {
+    match Lock::read_file(lock_file) {
+        Ok(lock) => Ok(lock),
+        Err(e) if lock_file.exists() => Err(e),
+        Err(e) => Lock::read(stage).map_err(|_| e),
+    }
 }
 
 /// `STAGE.downloads` beside the stage (never inside it: pack takes the whole stage).

@@ -13,6 +13,12 @@ use super::error::{io_at, SyncError};
 /// `terraform.key_fingerprint` defaults to it.
 pub(crate) const HASHICORP_FINGERPRINT: &str = "C874 011F 0AB4 0511 0D02 1055 3436 5D94 72D7 468F";
 
+/// Coder's release key, which signs `coder_V_checksums.txt` (detached `.asc`) on every
+/// release since early 2023 (issue 14; /work/shared/reference/coder-facts.md). The spec's
+/// `coder.key_fingerprint` defaults to it and the signature is required unless the spec
+/// says `coder.require_signature = false`.
+pub(crate) const CODER_FINGERPRINT: &str = "21C9 6B1C B950 7188 74F6 4DBD 6A5A 671B 5E40 A3B9";
+
 /// The whole spec.
 #[derive(Debug, Clone)]
 pub(crate) struct ApplianceSpec {
@@ -67,9 +73,21 @@ pub(crate) struct CoderSection {
     /// A local copy of that key (wins over `key_url`).
     #[serde(default)]
     pub key_file: Option<PathBuf>,
-    /// The key's pinned fingerprint; when set, the `.asc` must exist and verify.
-    #[serde(default)]
-    pub key_fingerprint: Option<String>,
+    /// The fingerprint the key must have (default: Coder's release key).
+    #[serde(default = "default_coder")]
+    pub key_fingerprint: String,
+    /// The `.asc` must exist and verify (default). `false` accepts an unsigned checksum
+    /// file with a loud warning: only for a release known to be unsigned.
+    #[serde(default = "default_true")]
+    pub require_signature: bool,
+}
+
+fn default_coder() -> String {
+    CODER_FINGERPRINT.to_string()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// `[terraform]`.
@@ -253,32 +271,49 @@ fn set_value(existing: Option<&toml::Value>, raw: &str) -> toml::Value {
     }
 }
 
-/// Known pairs: Coder minor release → the Terraform minor its install.go pins
-/// (`TerraformVersion`; coderd accepts 1.1.0 up to that minor's `.9`).
-/// 2.30 → 1.14.5 (coder/coder#22192); 2.35 → 1.15.x (main moved to 1.15.2 in
-/// coder/coder#25045, 2026-05, and to 1.16.2 only in #29331, 2026-09).
-const KNOWN_TERRAFORM: &[(&str, &str)] = &[("2.30", "1.14"), ("2.35", "1.15")];
+/// The Terraform versions each Coder minor release accepts, `(coder minor, min, max)`:
+/// `minTerraformVersion` and `maxTerraformVersion` in provisioner/terraform/install.go at
+/// the release's tag. Below min (or missing) coderd downloads `TerraformVersion` from
+/// releases.hashicorp.com, which fails offline; above max it only logs a warning.
+/// - 2.35: min 1.1.0, max 1.14.9 — v2.35.x provisioner/terraform/install.go
+///   (`minTerraformVersion = 1.1.0`, `maxTerraformVersion = 1.14.9`, the `var (` block at
+///   the top of the file), as recorded in /work/shared/reference/coder-facts.md ("read from
+///   Coder's source in December 2026"). The v2.35.3 tree itself could not be fetched on
+///   this build host (snapshot over the size limit); re-read it at the tag when bumping.
+///   The 1.15 seen elsewhere is the Docker image's Terraform, moved separately.
+/// - 2.30: min 1.1.0, max 1.14.9 (TerraformVersion 1.14.5, coder/coder#22192).
+///
+/// Older copies of the same file read (index of coder/coder): TerraformVersion 1.10.5 with
+/// max 1.10.9, later 1.11.4 with max 1.11.9 — the max is always TerraformVersion's minor
+/// `.9`, the min always 1.1.0.
+const KNOWN_TERRAFORM: &[(&str, &str, &str)] =
+    &[("2.30", "1.1.0", "1.14.9"), ("2.35", "1.1.0", "1.14.9")];
 
 /// The Terraform range a Coder version accepts, as (min, max), if known.
 pub(crate) fn terraform_range(coder_version: &str) -> Option<(String, String)> {
     let minor = minor_of(coder_version)?;
     KNOWN_TERRAFORM
         .iter()
-        .find(|(c, _)| *c == minor)
-        .map(|(_, tf)| ("1.1.0".to_string(), format!("{tf}.9")))
+        .find(|(c, _, _)| *c == minor)
+        .map(|(_, min, max)| (min.to_string(), max.to_string()))
 }
 
 /// A warning when the pinned Coder/Terraform pair is outside what this table knows.
 pub(crate) fn pair_warning(coder_version: &str, terraform_version: &str) -> Option<String> {
     let Some((min, max)) = terraform_range(coder_version) else {
         return Some(format!(
-            "coder {coder_version}: its Terraform range is not in this build's table; check TerraformVersion in provisioner/terraform/install.go at tag v{coder_version} and pin that Terraform"
+            "coder {coder_version}: its Terraform range is not in this build's table; check minTerraformVersion and maxTerraformVersion in provisioner/terraform/install.go at tag v{coder_version} and pin a Terraform between them"
         ));
     };
     let v = numeric(terraform_version)?;
-    if v < numeric(&min)? || v > numeric(&max)? {
+    if v < numeric(&min)? {
         return Some(format!(
-            "terraform {terraform_version} is outside {min}..={max}, the range coder {coder_version} accepts: offline, coderd would try to download its own Terraform and fail"
+            "terraform {terraform_version} is below {min}, the minimum coder {coder_version} accepts: offline, coderd would try to download its own Terraform and fail"
+        ));
+    }
+    if v > numeric(&max)? {
+        return Some(format!(
+            "terraform {terraform_version} is above {max}, the maximum coder {coder_version} was tested with: coderd will log a warning at start (pin {min}..={max} to avoid it)"
         ));
     }
     None
@@ -351,6 +386,15 @@ mod tests {
         );
         assert!(pair_warning(&spec.coder.version, &spec.terraform.version).is_none());
         assert!(!spec.mirror.providers.is_empty());
+        assert_eq!(
+            airgap_mirror::openpgp::normalize_fingerprint(&spec.coder.key_fingerprint),
+            "21C96B1CB950718874F64DBD6A5A671B5E40A3B9"
+        );
+        assert!(
+            spec.coder.require_signature,
+            "the shipped spec requires Coder's signature"
+        );
+        assert!(spec.coder.key_url.is_some() || spec.coder.key_file.is_some());
     }
 
     #[test]
@@ -373,6 +417,24 @@ mod tests {
     }
 
     #[test]
+    fn coder_signature_is_required_by_default_with_coders_key() {
+        // The shipped spec without its [coder] key lines: the defaults apply.
+        let minimal: String = shipped()
+            .lines()
+            .filter(|l| !l.starts_with("key_url = \"https://keyserver"))
+            .filter(|l| !l.starts_with("key_fingerprint = \"21C9"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let minimal = minimal.as_str();
+        let spec = ApplianceSpec::parse(minimal, Path::new("a.toml"), &[]).expect("minimal spec");
+        assert!(spec.coder.require_signature);
+        assert_eq!(spec.coder.key_fingerprint, CODER_FINGERPRINT);
+        let sets = ["coder.require_signature=false".to_string()];
+        let spec = ApplianceSpec::parse(minimal, Path::new("a.toml"), &sets).expect("opt-out");
+        assert!(!spec.coder.require_signature);
+    }
+
+    #[test]
     fn rejects_typos_and_bad_sets() {
         let typo = ["coder.verison=1".to_string()];
         assert!(ApplianceSpec::parse(&shipped(), Path::new("a"), &typo).is_err());
@@ -388,9 +450,21 @@ mod tests {
         assert!(pair_warning("2.30.1", "1.15.0").is_some());
         assert!(pair_warning("2.30.1", "1.0.9").is_some());
         assert!(pair_warning("2.99.0", "1.14.5").is_some());
+        // Corrected from provisioner/terraform/install.go at v2.35.x (max 1.14.9, not 1.15.9).
         assert_eq!(
             terraform_range("2.35.3"),
-            Some(("1.1.0".to_string(), "1.15.9".to_string()))
+            Some(("1.1.0".to_string(), "1.14.9".to_string()))
         );
+        let above = pair_warning("2.35.3", "1.15.5").unwrap_or_default();
+        assert!(
+            above.contains("above 1.14.9") && above.contains("log a warning"),
+            "{above}"
+        );
+        let below = pair_warning("2.35.3", "1.0.11").unwrap_or_default();
+        assert!(
+            below.contains("below 1.1.0") && below.contains("download"),
+            "{below}"
+        );
+        assert!(pair_warning("2.35.3", "1.14.5").is_none());
     }
 }
