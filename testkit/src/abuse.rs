@@ -208,18 +208,20 @@ pub async fn slow_headers(
                 })
                 .await;
                 let Ok(outcome) = outcome else { return };
-                let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
-                match outcome {
-                    Trickled::Cut => {
-                        report.cut += 1;
-                        report.longest_cut_secs =
-                            report.longest_cut_secs.max(started.elapsed().as_secs_f64());
+                let failed = matches!(outcome, Trickled::Failed);
+                {
+                    let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
+                    match outcome {
+                        Trickled::Cut => {
+                            report.cut += 1;
+                            report.longest_cut_secs =
+                                report.longest_cut_secs.max(started.elapsed().as_secs_f64());
+                        }
+                        Trickled::Completed => report.completed += 1,
+                        Trickled::Failed => report.failures += 1,
                     }
-                    Trickled::Completed => report.completed += 1,
-                    Trickled::Failed => report.failures += 1,
                 }
-                drop(report);
-                if matches!(outcome, Trickled::Failed) {
+                if failed {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
