@@ -9,6 +9,7 @@ pub mod failure;
 pub mod fetch;
 pub mod hash;
 pub mod layout;
+pub mod listener;
 pub mod maintain;
 pub mod openpgp;
 pub mod registry;

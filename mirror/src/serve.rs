@@ -4,11 +4,16 @@
 //! Paths are checked segment by segment after percent-decoding (no `..`, no hidden names,
 //! no separators) and the resolved file must stay inside the canonical root, so neither
 //! raw nor encoded traversal nor a symlink can reach outside.
+//!
+//! Small files are cached in memory by canonical path (one copy however a request spells
+//! it), at most 32 MiB in all. Connections are handled by [`crate::listener`], which holds
+//! every client to deadlines and a connection cap.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Read as _, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,6 +25,9 @@ use bytes::Bytes;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+
+use crate::listener;
+pub use crate::listener::Limits;
 
 /// URL prefix under which the tree is served.
 pub const PREFIX: &str = "/providers/";
@@ -90,13 +98,15 @@ pub fn router(dir: &Path) -> Result<Router, ServeError> {
     })?;
     let state = Arc::new(Site {
         root,
-        cache: RwLock::new(HashMap::new()),
+        aliases: RwLock::new(HashMap::new()),
+        files: RwLock::new(FileCache::default()),
     });
     Ok(Router::new().fallback(handle).with_state(state))
 }
 
 /// Serves `dir` over TLS on an already-bound `listener` until `shutdown` completes, then
-/// stops accepting and lets open requests finish (up to 10 s).
+/// stops accepting and lets open requests finish (up to 10 s). Connections are held to
+/// [`Limits::default`], fitted to the process's file-descriptor limit.
 pub async fn serve(
     listener: std::net::TcpListener,
     dir: &Path,
@@ -107,52 +117,119 @@ pub async fn serve(
 }
 
 /// Serves `app` (usually [`router`] plus routes of the caller's own, such as the appliance's
-/// `/ca.pem`) over TLS on `listener`, with the same graceful shutdown as [`serve`].
+/// `/ca.pem`) over TLS on `listener`, with the same limits and shutdown as [`serve`].
 pub async fn serve_router(
     listener: std::net::TcpListener,
     app: Router,
     tls: Arc<rustls::ServerConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let limits = Limits::default().fitted_to_nofile();
+    serve_with_limits(listener, app, tls, limits, shutdown).await
+}
+
+/// [`serve_router`] with limits of the caller's choosing (tests use small ones).
+pub async fn serve_with_limits(
+    listener: std::net::TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let addr = listener
         .local_addr()
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
-    let listen_err = |source| ServeError::Listen {
-        addr: addr.clone(),
-        source,
-    };
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-    });
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls);
-    let mut server =
-        axum_server::tls_rustls::from_tcp_rustls(listener, config).map_err(listen_err)?;
-    server.http_builder().http1().keep_alive(true);
-    server
-        .handle(handle)
-        .serve(app.into_make_service())
+    listener::run(listener, app, tls, limits, shutdown)
         .await
-        .map_err(listen_err)
+        .map_err(|source| ServeError::Listen { addr, source })
 }
 
-/// Shared server state: the canonical root and a cache of small files.
+/// Shared server state: the canonical root and the small-file cache.
 struct Site {
     root: PathBuf,
-    /// Raw request path → file. Entries are revalidated on every hit (see [`fresh`]).
-    cache: RwLock<HashMap<String, Arc<Small>>>,
+    /// Request path as spelled → the canonical file it resolved to. Bounded in entries and
+    /// in key length, so a flood of spellings costs at most a few MiB.
+    aliases: RwLock<HashMap<String, Arc<Path>>>,
+    /// Canonical file → its contents, bounded in bytes: one copy per file however it is
+    /// spelled. Entries are revalidated on every hit (see [`fresh`]).
+    files: RwLock<FileCache>,
 }
 
-/// Most small files kept in memory; past this the cache starts over.
-const CACHE_ENTRIES: usize = 4096;
+/// Most request spellings remembered; past this the alias map starts over.
+const ALIASES: usize = 8192;
+/// Longest request path remembered as an alias (longer ones are resolved every time).
+const ALIAS_KEY: usize = 512;
+/// Bytes of small files kept in memory at most.
+const CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// Files kept in memory at most (bounds the map itself when files are tiny).
+const CACHE_FILES: usize = 16 * 1024;
+
+/// The small files in memory, keyed by canonical path, with least-recently-used eviction.
+#[derive(Default)]
+struct FileCache {
+    map: HashMap<Arc<Path>, Cached>,
+    bytes: usize,
+    /// Logical clock for recency.
+    tick: AtomicU64,
+}
+
+struct Cached {
+    small: Arc<Small>,
+    used: AtomicU64,
+}
+
+impl FileCache {
+    fn get(&self, real: &Path) -> Option<Arc<Small>> {
+        let cached = self.map.get(real)?;
+        let now = self.tick.fetch_add(1, Ordering::Relaxed);
+        cached.used.store(now, Ordering::Relaxed);
+        Some(cached.small.clone())
+    }
+
+    fn insert(&mut self, small: Arc<Small>) {
+        let size = small.body.len();
+        if size > CACHE_BYTES / 4 {
+            return;
+        }
+        let key = small.meta.real.clone();
+        if let Some(old) = self.map.remove(&key) {
+            self.bytes -= old.small.body.len();
+        }
+        if self.bytes + size > CACHE_BYTES || self.map.len() >= CACHE_FILES {
+            self.evict(
+                CACHE_BYTES * 3 / 4 - size.min(CACHE_BYTES / 4),
+                CACHE_FILES * 3 / 4,
+            );
+        }
+        let used = AtomicU64::new(self.tick.fetch_add(1, Ordering::Relaxed));
+        self.bytes += size;
+        self.map.insert(key, Cached { small, used });
+    }
+
+    /// Drops least-recently-used entries until at most `bytes` and `files` remain.
+    fn evict(&mut self, bytes: usize, files: usize) {
+        let mut by_age: Vec<(u64, Arc<Path>)> = self
+            .map
+            .iter()
+            .map(|(k, c)| (c.used.load(Ordering::Relaxed), k.clone()))
+            .collect();
+        by_age.sort_unstable_by_key(|(used, _)| *used);
+        for (_, key) in by_age {
+            if self.bytes <= bytes && self.map.len() <= files {
+                break;
+            }
+            if let Some(old) = self.map.remove(&key) {
+                self.bytes -= old.small.body.len();
+            }
+        }
+    }
+}
 
 /// What every response about a file needs.
 #[derive(Debug, Clone)]
 struct FileMeta {
     /// The canonical path inside the root.
-    real: PathBuf,
+    real: Arc<Path>,
     len: u64,
     modified: SystemTime,
     /// The strong validator.
@@ -162,7 +239,7 @@ struct FileMeta {
 }
 
 impl FileMeta {
-    fn new(real: PathBuf, len: u64, modified: SystemTime) -> Self {
+    fn new(real: Arc<Path>, len: u64, modified: SystemTime) -> Self {
         let etag = etag(len, modified);
         let mut headers = HeaderMap::with_capacity(6);
         headers.insert(
@@ -216,19 +293,16 @@ async fn handle(State(site): State<Arc<Site>>, req: Request<Body>) -> Response<B
             Source::Memory(small.body.clone()),
         );
     }
-    let root = site.root.clone();
     let key = raw.to_string();
-    let loaded = tokio::task::spawn_blocking(move || load(&root, &key)).await;
+    let loader = site.clone();
+    let loaded = tokio::task::spawn_blocking(move || loader.load(&key)).await;
     match loaded {
-        Ok(Ok(Some(Loaded::Small(small)))) => {
-            site.remember(raw, small.clone());
-            respond(
-                &small.meta,
-                req.headers(),
-                head,
-                Source::Memory(small.body.clone()),
-            )
-        }
+        Ok(Ok(Some(Loaded::Small(small)))) => respond(
+            &small.meta,
+            req.headers(),
+            head,
+            Source::Memory(small.body.clone()),
+        ),
         Ok(Ok(Some(Loaded::Large(meta, file)))) => respond(
             &meta,
             req.headers(),
@@ -245,19 +319,50 @@ async fn handle(State(site): State<Arc<Site>>, req: Request<Body>) -> Response<B
 }
 
 impl Site {
-    /// A cached small file that is still what is on disk.
+    /// A cached small file for this spelling that is still what is on disk.
     fn cached(&self, raw: &str) -> Option<Arc<Small>> {
-        let small = self.cache.read().ok()?.get(raw).cloned()?;
+        let real = self.aliases.read().ok()?.get(raw).cloned()?;
+        self.cached_file(&real)
+    }
+
+    fn cached_file(&self, real: &Path) -> Option<Arc<Small>> {
+        let small = self.files.read().ok()?.get(real)?;
         fresh(&small.meta).then_some(small)
     }
 
-    fn remember(&self, raw: &str, small: Arc<Small>) {
-        if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CACHE_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(raw.to_string(), small);
+    fn remember_alias(&self, raw: &str, real: &Arc<Path>) {
+        if raw.len() > ALIAS_KEY {
+            return;
         }
+        if let Ok(mut aliases) = self.aliases.write() {
+            if aliases.len() >= ALIASES {
+                aliases.clear();
+            }
+            aliases.insert(raw.to_string(), real.clone());
+        }
+    }
+
+    /// Resolves and opens the file for a raw request path (blocking); `None` means 404.
+    /// Small files come from (and go into) the cache under their canonical path.
+    fn load(&self, raw: &str) -> io::Result<Option<Loaded>> {
+        let Some(real) = resolve(&self.root, raw) else {
+            return Ok(None);
+        };
+        let real: Arc<Path> = Arc::from(real);
+        if let Some(small) = self.cached_file(&real) {
+            self.remember_alias(raw, &small.meta.real);
+            return Ok(Some(Loaded::Small(small)));
+        }
+        let Some(loaded) = load(real)? else {
+            return Ok(None);
+        };
+        if let Loaded::Small(small) = &loaded {
+            if let Ok(mut files) = self.files.write() {
+                files.insert(small.clone());
+            }
+            self.remember_alias(raw, &small.meta.real);
+        }
+        Ok(Some(loaded))
     }
 }
 
@@ -271,11 +376,9 @@ fn fresh(meta: &FileMeta) -> bool {
     })
 }
 
-/// Resolves and opens the file for a raw request path (blocking); `None` means 404.
-fn load(root: &Path, raw: &str) -> io::Result<Option<Loaded>> {
-    let Some(real) = resolve(root, raw) else {
-        return Ok(None);
-    };
+/// Opens the canonical file `real` (blocking), reading it whole if it is small; `None`
+/// means 404.
+fn load(real: Arc<Path>) -> io::Result<Option<Loaded>> {
     let mut file = match std::fs::File::open(&real) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -503,6 +606,60 @@ mod tests {
         assert_eq!(parse_range("bytes=100-", 100), RangeWanted::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeWanted::Whole);
         assert_eq!(parse_range("lines=1-2", 100), RangeWanted::Whole);
+    }
+
+    fn site(root: &Path) -> Site {
+        Site {
+            root: root.to_path_buf(),
+            aliases: RwLock::new(HashMap::new()),
+            files: RwLock::new(FileCache::default()),
+        }
+    }
+
+    #[test]
+    fn spellings_of_one_file_share_one_cached_copy() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().canonicalize().expect("canon");
+        std::fs::create_dir_all(root.join("h/ns/t")).expect("mkdir");
+        std::fs::write(root.join("h/ns/t/index.json"), vec![b'x'; 200_000]).expect("write");
+        let site = site(&root);
+        let spellings = [
+            "index.json",
+            "%69ndex.json",
+            "i%6edex.json",
+            "%69%6E%64ex.json",
+        ];
+        for spelled in spellings {
+            let raw = format!("/providers/h/ns/t/{spelled}");
+            assert!(
+                matches!(site.load(&raw), Ok(Some(Loaded::Small(_)))),
+                "{raw}"
+            );
+            assert!(site.cached(&raw).is_some(), "{raw} not remembered");
+        }
+        let files = site.files.read().expect("lock");
+        assert_eq!((files.map.len(), files.bytes), (1, 200_000));
+    }
+
+    #[test]
+    fn the_file_cache_is_bounded_in_bytes_and_evicts_the_least_recently_used() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().canonicalize().expect("canon");
+        let size = 200_000;
+        let count = 2 * CACHE_BYTES / size;
+        for i in 0..count {
+            std::fs::write(root.join(format!("f{i}")), vec![b'x'; size]).expect("write");
+        }
+        let site = site(&root);
+        for i in 0..count {
+            assert!(site.load(&format!("/providers/f{i}")).is_ok());
+            // f0 stays in use, so it is never the least recently used.
+            assert!(site.cached("/providers/f0").is_some(), "f0 evicted at {i}");
+            let files = site.files.read().expect("lock");
+            assert!(files.bytes <= CACHE_BYTES, "{} bytes cached", files.bytes);
+        }
+        assert!(site.cached(&format!("/providers/f{}", count - 1)).is_some());
+        assert!(site.aliases.read().expect("lock").len() <= ALIASES);
     }
 
     #[test]

@@ -181,6 +181,9 @@ fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let nofile = airgap_mirror::listener::raise_nofile_limit()
+        .context("raising the open-files limit (RLIMIT_NOFILE)")?;
+    tracing::debug!(nofile, "open-files limit");
     let tls = serve::tls_config(&args.cert, &args.key)?;
     let listener = std::net::TcpListener::bind(&args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;

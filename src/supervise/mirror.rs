@@ -32,6 +32,12 @@ impl MirrorServer {
         settings: &Settings,
         on_exit: impl FnOnce(Option<String>) + Send + 'static,
     ) -> Result<MirrorServer, SuperviseError> {
+        // One descriptor per client connection: the soft default (1024) is far below the
+        // listener's cap, which is fitted to whatever this leaves.
+        match airgap_mirror::listener::raise_nofile_limit() {
+            Ok(nofile) => tracing::debug!(nofile, "open-files limit"),
+            Err(e) => tracing::warn!("cannot raise the open-files limit (RLIMIT_NOFILE): {e}"),
+        }
         let prefix = layout.mirror_tls_prefix();
         let tls = serve::tls_config(&prefix.with_extension("crt"), &prefix.with_extension("key"))
             .map_err(|e| SuperviseError::Mirror(e.to_string()))?;

@@ -2,6 +2,7 @@
 //! PostgreSQL, minisign, openssl), starting them with a clean environment, and local
 //! stand-ins for internet upstreams. Used by tests and by `scripts/demo`; never shipped.
 
+pub mod abuse;
 pub mod appliance;
 pub mod hostile;
 pub mod pgcluster;
