@@ -735,7 +735,7 @@ fn a_redirect_to_http_and_a_missing_file_fail_at_once() {
     assert!(!env.stage().join("bin").exists());
 
     // A 404 (a version that is not published) is asked for once, not retried.
-    let env = env();
+    let env = self::env();
     env.sites.postgres.site.clear_requests();
     let err = fails(env.sync().args(["--set", "postgres.version=15.99.0"]));
     assert!(err.contains("HTTP 404"), "{err}");
@@ -748,6 +748,8 @@ fn a_redirect_to_http_and_a_missing_file_fail_at_once() {
         .filter(|r| r.path.contains("15.99.0"))
         .count();
     assert_eq!(asked, 1, "one request");
+}
+
 #[test]
 fn a_coder_signature_by_another_key_is_refused() {
     let env = env();
