@@ -3,6 +3,10 @@
 
 mod support;
 
+/// The bundle crate's test forger: validly signed bundles with one planted defect.
+#[path = "../bundle/tests/forge/mod.rs"]
+mod forge;
+
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -220,22 +224,24 @@ fn snapshot(dir: &Path) -> Vec<String> {
     out
 }
 
-/// A one-file stage packed as `version`/`sequence` with the secret key `key`.
+/// A one-file bundle forged as `version`/`sequence` and signed (manifest and file) with
+/// the secret key `key`: `pack` refuses such names itself, so the test forges it with the
+/// bundle crate's own forger.
 fn tiny_bundle(site: &Site, key: &Path, version: &str, sequence: u64) -> std::path::PathBuf {
-    let stage = site.dir.path().join(format!("tiny-stage-{sequence}"));
-    std::fs::create_dir_all(stage.join("bin")).expect("mkdir");
-    std::fs::write(stage.join("bin/coder"), b"#!/bin/sh\n").expect("write");
-    let out = site.dir.path().join(format!("tiny-{sequence}.tar.gz"));
-    ok(site
-        .airgap()
-        .arg("pack")
-        .arg(&stage)
-        .arg("--key")
-        .arg(key)
-        .arg("--out")
-        .arg(&out)
-        .args(["--version", version, "--sequence", &sequence.to_string()]));
-    out
+    let secret = airgap_bundle::SecretKey::from_file(key, None).expect("secret key");
+    let coder: &[u8] = b"#!/bin/sh\n";
+    let mut manifest = forge::manifest_for(&[("bin/coder", coder)], &["bin"]);
+    manifest.version = version.into();
+    manifest.sequence = sequence;
+    let mut members = forge::metadata(&manifest, &secret);
+    members.extend([forge::Raw::dir("bin"), forge::Raw::file("bin/coder", coder)]);
+    let gz = forge::gzip(&forge::tar_bytes(&members));
+    forge::write_signed(
+        site.dir.path(),
+        &format!("tiny-{sequence}.tar.gz"),
+        &gz,
+        &secret,
+    )
 }
 
 #[test]

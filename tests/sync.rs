@@ -500,10 +500,13 @@ fn a_pinned_coder_key_requires_the_published_signature() {
 fn env_without_coder_asc() -> Env {
     let env = env();
     let site = &env.sites.coder.site;
-    let sums = site
-        .get("/v2.35.3/coder_2.35.3_checksums.txt")
-        .expect("sums");
-    site.insert("/v2.35.5/coder_2.35.5_checksums.txt", sums, "text/plain");
+    let versions = ReleaseVersions {
+        coder: "2.35.5".into(),
+        ..ReleaseVersions::default()
+    };
+    publish_coder(site, &versions, release_key(), ReleaseFaults::default(), "")
+        .expect("publish 2.35.5");
+    site.remove("/v2.35.5/coder_2.35.5_checksums.txt.asc");
     let spec = std::fs::read_to_string(&env.spec).expect("spec");
     let spec = spec.replace("version = \"2.35.3\"", "version = \"2.35.5\"");
     std::fs::write(&env.spec, spec).expect("spec");

@@ -105,6 +105,8 @@ pub fn pack(
         refuse_past_expiry(stage, created, opts.expires_in_days)?;
     }
     let manifest = build_manifest(stage, &entries, &hashes, created, opts)?;
+    // The same rules every reader applies: never sign what verify would refuse.
+    crate::names::check_manifest(&manifest)?;
     let manifest_bytes = manifest.to_bytes()?;
     let manifest_sig = sign_reader(
         key,

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::layout::Layout;
-use super::rootdir::{Dir, Owner, RootDirError};
 use super::posture::{Site, Value, POSTURE};
+use super::rootdir::{Dir, Owner, RootDirError};
 
 /// What varies between sites; everything else in the posture is fixed.
 #[derive(Debug, Clone, PartialEq, Eq)]

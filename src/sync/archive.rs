@@ -603,11 +603,13 @@ mod tests {
             .expect("file");
         let mut l = tar::Header::new_gnu();
         l.set_entry_type(EntryType::Symlink);
+        l.set_mode(0o777);
         l.set_size(0);
         tar.append_link(&mut l, "top/lib/libpq.so", "libpq.so.5")
             .expect("symlink");
         let mut hl = tar::Header::new_gnu();
         hl.set_entry_type(EntryType::Link);
+        hl.set_mode(0o644);
         hl.set_size(0);
         tar.append_link(&mut hl, "top/lib/libpq.hard", "top/lib/libpq.so.5")
             .expect("hardlink");
@@ -639,6 +641,7 @@ mod tests {
             .expect("dir");
         let mut l = tar::Header::new_gnu();
         l.set_entry_type(EntryType::Symlink);
+        l.set_mode(0o777);
         l.set_size(0);
         tar.append_link(&mut l, "top/link", "sub").expect("symlink");
         let mut h = tar::Header::new_gnu();

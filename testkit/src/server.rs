@@ -75,6 +75,13 @@ impl Site {
         }
     }
 
+    /// Stops serving `path` (it answers 404 from now on).
+    pub fn remove(&self, path: &str) {
+        if let Ok(mut routes) = self.routes.write() {
+            routes.remove(path);
+        }
+    }
+
     /// The body served at `path`, if any.
     pub fn get(&self, path: &str) -> Option<Bytes> {
         self.routes.read().ok()?.get(path).map(|r| r.body.clone())
