@@ -2,17 +2,9 @@
 //! internet. The binary composes the library crates (`airgap-bundle`, `airgap-mirror`,
 //! `airgap-certs`); every subcommand lives in its own module under `cmd/`.
 
-mod appliance;
 mod cli;
 mod cmd;
-mod doctor;
-mod install;
-mod postgres;
-mod privilege;
 mod progress;
-mod runtime;
-mod supervise;
-mod sync;
 
 use std::process::ExitCode;
 

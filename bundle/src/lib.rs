@@ -28,7 +28,7 @@ mod unpack;
 pub use error::{BundleError, Result};
 pub use keys::{PublicKey, SecretKey};
 pub use manifest::Manifest;
-pub use pack::{pack, signature_path, PackOptions, PackSummary, LOCK_FILE};
+pub use pack::{pack, signature_path, PackOptions, PackSummary};
 pub use parallel_gzip::ParallelGzWriter;
 pub use read::{read_manifest_unverified, verify, Verified, VerifyOptions};
 pub use unpack::{unpack, unpack_staged, Staged, STAGING_PREFIX};

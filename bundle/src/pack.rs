@@ -23,9 +23,6 @@ use crate::signature::{sign_prehash, sign_reader, Prehash};
 use crate::stage::{scan, unchanged, StageEntry};
 use crate::Progress;
 
-/// The stage's lock file, whose `components` `pack` copies into the manifest.
-pub const LOCK_FILE: &str = "appliance.lock.json";
-
 /// What to write into the manifest, beyond what the stage itself says.
 #[derive(Debug, Clone)]
 pub struct PackOptions {
@@ -44,6 +41,9 @@ pub struct PackOptions {
     pub created: Option<OffsetDateTime>,
     /// Compression and hashing threads; default: every core.
     pub threads: Option<usize>,
+    /// The components the manifest lists (their versions and stage paths), from the
+    /// caller's reading of the stage contract; the bundle crate never reads the lock itself.
+    pub components: std::collections::BTreeMap<String, Component>,
 }
 
 impl Default for PackOptions {
@@ -56,6 +56,7 @@ impl Default for PackOptions {
             platform: None,
             created: None,
             threads: None,
+            components: Default::default(),
         }
     }
 }
@@ -104,7 +105,7 @@ pub fn pack(
     if opts.created.is_none() {
         refuse_past_expiry(stage, created, opts.expires_in_days)?;
     }
-    let manifest = build_manifest(stage, &entries, &hashes, created, opts)?;
+    let manifest = build_manifest(&entries, &hashes, created, opts)?;
     // The same rules every reader applies: never sign what verify would refuse.
     crate::names::check_manifest(&manifest)?;
     let manifest_bytes = manifest.to_bytes()?;
@@ -189,7 +190,6 @@ fn default_threads() -> usize {
 }
 
 fn build_manifest(
-    stage: &Path,
     entries: &[StageEntry],
     hashes: &[(u64, String)],
     created: OffsetDateTime,
@@ -242,28 +242,10 @@ fn build_manifest(
             .platform
             .clone()
             .unwrap_or_else(|| "linux_amd64".into()),
-        components: read_components(stage)?,
+        components: opts.components.clone(),
         directories,
         files,
     })
-}
-
-/// The `components` object of the stage's lock file, if the stage has one.
-fn read_components(stage: &Path) -> Result<std::collections::BTreeMap<String, Component>> {
-    #[derive(serde::Deserialize)]
-    struct Lock {
-        #[serde(default)]
-        components: std::collections::BTreeMap<String, Component>,
-    }
-    let path = stage.join(LOCK_FILE);
-    let Ok(bytes) = std::fs::read(&path) else {
-        return Ok(Default::default());
-    };
-    let lock: Lock = serde_json::from_slice(&bytes).map_err(|e| BundleError::Stage {
-        path: path.clone(),
-        reason: format!("not a valid lock file ({e}): re-run sync"),
-    })?;
-    Ok(lock.components)
 }
 
 fn trusted_comment(manifest: &Manifest, file: &str) -> String {

@@ -110,12 +110,19 @@ fn manifest_records_lock_components_and_expiry() {
     let work = tempfile::tempdir().expect("tempdir");
     let stage = work.path().join("stage");
     forge::sample_stage(&stage);
-    let lock = r#"{"components":{"coderd":{"version":"2.24.1","paths":["bin/coder"],"source":"x"},"terraform":{"version":"1.0.3","paths":["bin/terraform"]}}}"#;
-    std::fs::write(stage.join("appliance.lock.json"), lock).expect("lock");
+    let component = |version: &str, path: &str| airgap_bundle::manifest::Component {
+        version: version.into(),
+        paths: vec![path.into()],
+    };
+    let components = [
+        ("coderd".to_string(), component("2.24.1", "bin/coder")),
+        ("terraform".to_string(), component("1.0.3", "bin/terraform")),
+    ];
     let created = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("ts");
     let o = PackOptions {
         created: Some(created),
         expires_in_days: 10,
+        components: components.into_iter().collect(),
         ..opts()
     };
     let out = work.path().join("b.tar.gz");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::appliance::layout::Layout;
+use airgap_appliance::layout::Layout;
 
 /// Check the running appliance's air-gap posture and health, with a fix for each problem.
 ///
@@ -39,7 +39,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let root = std::path::absolute(&args.root).context("--root")?;
     let layout = Layout::new(root);
-    let checks = crate::runtime::block_on(crate::doctor::run_all(&layout))?;
+    let checks = airgap_appliance::runtime::block_on(airgap_appliance::doctor::run_all(&layout))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&checks)?);
     } else {

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::appliance::config::{AccessUrl, Config, PostgresMode};
-use crate::appliance::layout::Layout;
-use crate::install::{self, database};
+use airgap_appliance::config::{AccessUrl, Config, PostgresMode};
+use airgap_appliance::install::{self, database};
+use airgap_appliance::layout::Layout;
 
 /// Verify a bundle and install it atomically under ROOT (disconnected side).
 ///
@@ -98,7 +98,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         allow_downgrade: args.allow_downgrade,
         cert_days: args.cert_days,
     };
-    let outcome = install::install(&request)?;
+    let bar = crate::progress::Bar::new();
+    let outcome = install::install(&request, &bar);
+    bar.finish();
+    let outcome = outcome?;
     let r = &outcome.release;
     println!(
         "installed {} {} sequence {} as {}",
@@ -205,8 +208,11 @@ pub fn run_db(args: DbArgs) -> anyhow::Result<()> {
     let installer = database::Installer {
         name: args.installed_by,
     };
-    let report =
-        crate::runtime::block_on(database::install_step(&layout, &args.release, &installer))??;
+    let report = airgap_appliance::runtime::block_on(database::install_step(
+        &layout,
+        &args.release,
+        &installer,
+    ))??;
     // The root install reads this one line and writes coderd.env and the upgrade record.
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

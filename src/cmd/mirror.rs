@@ -164,7 +164,7 @@ fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
     };
     let fetcher = Fetcher::with_progress(opts, progress)?;
     let mirror = Mirror::new(&args.out);
-    let report = crate::runtime::block_on(sync::sync(&spec, &mirror, &fetcher))?
+    let report = airgap_appliance::runtime::block_on(sync::sync(&spec, &mirror, &fetcher))?
         .with_context(|| format!("mirror sync into {}", args.out.display()))?;
     for warning in &report.warnings {
         eprintln!("warning: {warning}");
@@ -188,7 +188,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("listener address")?;
-    crate::runtime::block_on(async move {
+    airgap_appliance::runtime::block_on(async move {
         println!("listening on {addr}");
         eprintln!(
             "serving {} at https://{addr}{}",

@@ -19,14 +19,14 @@ pub mod verify;
 /// as root, this renews due certificates (the CA is root's), then re-executes the whole
 /// command as the user named in ROOT/etc/coder-airgap.toml and does not return;
 /// otherwise it returns the layout.
-fn as_service_user(root: &std::path::Path) -> anyhow::Result<crate::appliance::layout::Layout> {
+fn as_service_user(root: &std::path::Path) -> anyhow::Result<airgap_appliance::layout::Layout> {
     use anyhow::Context;
     let root = std::path::absolute(root).context("--root")?;
-    let layout = crate::appliance::layout::Layout::new(&root);
-    if crate::privilege::is_root() {
+    let layout = airgap_appliance::layout::Layout::new(&root);
+    if airgap_appliance::privilege::is_root() {
         let user = service_user_of(&layout)?;
-        crate::supervise::prepare_as_root(&layout, &user)?;
-        crate::privilege::reexec_as(&user, crate::privilege::DROPPED_MARKER)?;
+        airgap_appliance::supervise::prepare_as_root(&layout, &user)?;
+        airgap_appliance::privilege::reexec_as(&user, airgap_appliance::privilege::DROPPED_MARKER)?;
     }
     Ok(layout)
 }
@@ -34,20 +34,22 @@ fn as_service_user(root: &std::path::Path) -> anyhow::Result<crate::appliance::l
 /// The service user named in ROOT/etc/coder-airgap.toml, read as root through handles
 /// (ROOT and etc must be root's; a link in place of the file is refused).
 fn service_user_of(
-    layout: &crate::appliance::layout::Layout,
-) -> anyhow::Result<crate::privilege::ServiceUser> {
+    layout: &airgap_appliance::layout::Layout,
+) -> anyhow::Result<airgap_appliance::privilege::ServiceUser> {
     let config = installed_config(layout)?;
-    Ok(crate::privilege::ensure_service_user(&config.service_user)?)
+    Ok(airgap_appliance::privilege::ensure_service_user(
+        &config.service_user,
+    )?)
 }
 
 /// ROOT/etc/coder-airgap.toml read through handles, as root reads it: ROOT and etc must
 /// be owned and writable only by us, and a link in place of the file is refused.
 fn installed_config(
-    layout: &crate::appliance::layout::Layout,
-) -> anyhow::Result<crate::appliance::config::Config> {
-    let root = crate::appliance::rootdir::Dir::open_root(layout.root())?;
+    layout: &airgap_appliance::layout::Layout,
+) -> anyhow::Result<airgap_appliance::config::Config> {
+    let root = airgap_appliance::rootdir::Dir::open_root(layout.root())?;
     let etc = root.admin_dir("etc")?;
-    Ok(crate::appliance::config::Config::read_in(
+    Ok(airgap_appliance::config::Config::read_in(
         &etc,
         &layout.config_file(),
     )?)

@@ -62,7 +62,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(time::OffsetDateTime::from_unix_timestamp)
         .transpose()
         .context("SOURCE_DATE_EPOCH is out of range")?;
-    let lock = lock_defaults(&args.stage)?;
+    let view = airgap_stage::PackView::read(&args.stage)?;
+    let lock = view.bundle;
+    let components = view
+        .components
+        .into_iter()
+        .map(|(name, c)| {
+            let component = airgap_bundle::manifest::Component {
+                version: c.version,
+                paths: c.paths,
+            };
+            (name, component)
+        })
+        .collect();
     let opts = airgap_bundle::PackOptions {
         name: args
             .name
@@ -78,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         created,
         threads: args.threads,
+        components,
     };
     if let Some(created) = created {
         let expires = created + time::Duration::days(i64::from(opts.expires_in_days));
@@ -109,45 +122,4 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("key ID     {}", key.id());
     Ok(())
-}
-
-/// The `bundle` section of the stage's lock file, every field optional (a lock written by
-/// hand or by an older sync may lack some); flags given on the command line win.
-#[derive(Debug, Default, serde::Deserialize)]
-struct LockDefaults {
-    name: Option<String>,
-    version: Option<String>,
-    sequence: Option<u64>,
-    expires_in_days: Option<u32>,
-    platform: Option<String>,
-}
-
-fn lock_defaults(stage: &std::path::Path) -> anyhow::Result<LockDefaults> {
-    #[derive(serde::Deserialize)]
-    struct Lock {
-        #[serde(default)]
-        bundle: Option<LockDefaults>,
-    }
-    let path = stage.join(airgap_bundle::LOCK_FILE);
-    let bytes = std::fs::read(&path).with_context(|| {
-        format!(
-            "{} is not a stage: it has no {} (make one with `coder-airgap sync --spec bundle/appliance.toml --out {}`)",
-            stage.display(),
-            airgap_bundle::LOCK_FILE,
-            stage.display()
-        )
-    })?;
-    let lock: Lock = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not a valid lock file: re-run sync", path.display()))?;
-    let defaults = lock.bundle.unwrap_or_default();
-    if defaults
-        .expires_in_days
-        .is_some_and(|d| !(1..=3650).contains(&d))
-    {
-        anyhow::bail!(
-            "{}: bundle.expires_in_days must be 1..=3650",
-            path.display()
-        );
-    }
-    Ok(defaults)
 }

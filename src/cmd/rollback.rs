@@ -31,8 +31,8 @@ pub struct DbArgs {
 
 /// Runs `coder-airgap rollback-db`.
 pub fn run_db(args: DbArgs) -> anyhow::Result<()> {
-    let layout = crate::appliance::layout::Layout::new(args.root);
-    crate::runtime::block_on(crate::install::rollback::restore_step(
+    let layout = airgap_appliance::layout::Layout::new(args.root);
+    airgap_appliance::runtime::block_on(airgap_appliance::install::rollback::restore_step(
         &layout,
         &args.release,
     ))?
@@ -41,12 +41,12 @@ pub fn run_db(args: DbArgs) -> anyhow::Result<()> {
 /// Runs `coder-airgap rollback`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let root = std::path::absolute(&args.root).context("--root")?;
-    let layout = crate::appliance::layout::Layout::new(&root);
-    let user = match crate::privilege::is_root() {
+    let layout = airgap_appliance::layout::Layout::new(&root);
+    let user = match airgap_appliance::privilege::is_root() {
         true => Some(super::service_user_of(&layout)?),
         false => None,
     };
-    let outcome = crate::install::rollback::rollback(&layout, user.as_ref())?;
+    let outcome = airgap_appliance::install::rollback::rollback(&layout, user.as_ref())?;
     match &outcome.restored {
         Some(r) => println!(
             "restored the database from {} (taken before leaving {})",

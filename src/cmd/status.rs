@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::appliance::config::Config;
-use crate::appliance::layout::Layout;
-use crate::supervise::certificates::{self, Expiry};
-use crate::supervise::health::HealthProbe;
-use crate::supervise::posture::{self, Posture};
-use crate::supervise::state::State;
-use crate::supervise::{running_up, ProcessId};
+use airgap_appliance::config::Config;
+use airgap_appliance::layout::Layout;
+use airgap_appliance::supervise::certificates::{self, Expiry};
+use airgap_appliance::supervise::health::HealthProbe;
+use airgap_appliance::supervise::posture::{self, Posture};
+use airgap_appliance::supervise::state::State;
+use airgap_appliance::supervise::{running_up, ProcessId};
 
 /// Show each component's state, version, pid and health, certificate expiry, and the
 /// air-gap posture read from the running coderd's environment (/proc/PID/environ).
@@ -214,8 +214,8 @@ fn postgres_report(state: Option<&State>, up: bool, config: &Config) -> Postgres
     let pg = state.map(|s| &s.postgres);
     let process = state.and_then(State::postgres_process);
     let mode = match config.postgres {
-        crate::appliance::config::PostgresMode::Embedded { .. } => "embedded",
-        crate::appliance::config::PostgresMode::External => "external",
+        airgap_appliance::config::PostgresMode::Embedded { .. } => "embedded",
+        airgap_appliance::config::PostgresMode::External => "external",
     };
     PostgresReport {
         state: phase(pg.map(|p| p.state.as_str()), process, up),
@@ -270,7 +270,7 @@ fn probe(
     };
     let url = Some(probe.url_of(path));
     let path = path.to_string();
-    let result = crate::runtime::block_on(async move { probe.get_ok(&path).await })?;
+    let result = airgap_appliance::runtime::block_on(async move { probe.get_ok(&path).await })?;
     Ok(HealthReport {
         url,
         ok: result.is_ok(),

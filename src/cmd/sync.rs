@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::sync;
+use airgap_sync as sync;
 
 /// Fetch and check every pinned component (coderd, Terraform, Postgres, providers) into a stage directory.
 ///
@@ -68,7 +68,7 @@ pub struct Args {
 /// Runs `coder-airgap sync`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let opts = options(args);
-    let report = crate::runtime::block_on(sync::run(&opts))?
+    let report = airgap_appliance::runtime::block_on(sync::run(&opts))?
         .with_context(|| format!("sync into {}", opts.out.display()))?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
@@ -101,7 +101,7 @@ fn options(args: Args) -> sync::Options {
     }
 }
 
-fn print_summary(opts: &sync::Options, lock: &sync::lock::Lock) {
+fn print_summary(opts: &sync::Options, lock: &airgap_stage::Lock) {
     let c = &lock.components;
     println!("stage      {}", opts.out.display());
     println!("coderd     {}", c.coderd.version);
@@ -119,7 +119,10 @@ fn print_summary(opts: &sync::Options, lock: &sync::lock::Lock) {
     if let Some(docs) = &c.docs {
         println!("docs       {}", docs.version);
     }
-    println!("lock       {}", sync::lock::Lock::path(&opts.out).display());
+    println!(
+        "lock       {}",
+        airgap_stage::Lock::path(&opts.out).display()
+    );
     if !opts.locked {
         println!("spec lock  {} (commit it)", sync::lock_path(opts).display());
     }

@@ -35,12 +35,15 @@ pub struct Args {
 /// Runs `coder-airgap up`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.prepare_only {
-        anyhow::ensure!(crate::privilege::is_root(), "--prepare-only runs as root");
-        let layout = crate::appliance::layout::Layout::new(std::path::absolute(&args.root)?);
+        anyhow::ensure!(
+            airgap_appliance::privilege::is_root(),
+            "--prepare-only runs as root"
+        );
+        let layout = airgap_appliance::layout::Layout::new(std::path::absolute(&args.root)?);
         let user = super::service_user_of(&layout)?;
-        return crate::supervise::prepare_as_root(&layout, &user);
+        return airgap_appliance::supervise::prepare_as_root(&layout, &user);
     }
     let layout = super::as_service_user(&args.root)?;
-    crate::runtime::block_on(crate::supervise::run(layout))??;
+    airgap_appliance::runtime::block_on(airgap_appliance::supervise::run(layout))??;
     Ok(())
 }

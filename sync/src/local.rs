@@ -1,0 +1,83 @@
+//! Asking local programs their versions, for artifacts taken with `--*-from`.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::error::SyncError;
+
+/// Runs `program args…` with a small fixed environment and returns its stdout.
+pub fn output(program: &Path, args: &[&str]) -> Result<String, SyncError> {
+    let fail = |message: String| SyncError::Program {
+        program: program.to_path_buf(),
+        message,
+    };
+    let out = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(fail(format!("{}: {}", out.status, err.trim())));
+    }
+    String::from_utf8(out.stdout).map_err(|e| fail(e.to_string()))
+}
+
+/// `terraform version -json` → `terraform_version`.
+pub fn terraform_version(binary: &Path) -> Result<String, SyncError> {
+    let text = output(binary, &["version", "-json"])?;
+    json_field(binary, &text, "terraform_version")
+}
+
+/// `coder version --output json` → `version` without the `v` and `+build` parts.
+pub fn coder_version(binary: &Path) -> Result<String, SyncError> {
+    let text = output(binary, &["version", "--output", "json"])?;
+    let v = json_field(binary, &text, "version")?;
+    Ok(clean_version(&v))
+}
+
+/// `v2.35.3+0123abc` → `2.35.3`.
+pub fn clean_version(v: &str) -> String {
+    let v = v.trim().trim_start_matches('v');
+    v.split('+').next().unwrap_or(v).to_string()
+}
+
+/// `pg_config --version` (`PostgreSQL 15.14 (Debian …)`) → `15.14`.
+pub fn postgres_version(pg_config: &Path) -> Result<String, SyncError> {
+    let text = output(pg_config, &["--version"])?;
+    text.split_whitespace()
+        .nth(1)
+        .map(str::to_string)
+        .ok_or_else(|| SyncError::Program {
+            program: pg_config.to_path_buf(),
+            message: format!("unexpected output {text:?}"),
+        })
+}
+
+fn json_field(program: &Path, text: &str, field: &str) -> Result<String, SyncError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text.trim()).map_err(|e| SyncError::Program {
+            program: program.to_path_buf(),
+            message: format!("not JSON ({e}): {text:?}"),
+        })?;
+    value[field]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| SyncError::Program {
+            program: program.to_path_buf(),
+            message: format!("no {field:?} in {text:?}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_coder_versions() {
+        assert_eq!(clean_version("v2.35.3+0123abc"), "2.35.3");
+        assert_eq!(clean_version("2.30.1"), "2.30.1");
+    }
+}
