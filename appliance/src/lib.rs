@@ -10,6 +10,8 @@
 //! - [`doctor`]: every property the air gap depends on, checked on the running appliance;
 //! - [`privilege`]: the service user and dropping root to it.
 
+#![deny(missing_docs)]
+
 pub mod config;
 pub mod doctor;
 pub mod env;

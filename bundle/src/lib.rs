@@ -10,6 +10,8 @@
 //!
 //! The format is written down in `docs/bundle-format.md`.
 
+#![deny(missing_docs)]
+
 mod error;
 pub mod escape;
 mod hashing;

@@ -40,6 +40,8 @@
 //! Clients trust [`CertificateAuthority::trust_bundle_pem`]: the root of a generated CA, or
 //! the imported certificate(s).
 
+#![deny(missing_docs)]
+
 mod authority;
 mod error;
 mod files;

@@ -4,6 +4,8 @@
 //! Reusable beyond providers: [`fetch`] (parallel, resumable, verified downloads) and
 //! [`openpgp`] (detached-signature verification with expiry checks).
 
+#![deny(missing_docs)]
+
 pub mod archive;
 pub mod failure;
 pub mod fetch;

@@ -4,6 +4,8 @@
 //!
 //! The stage layout and [`airgap_stage::Lock`] are a contract with `pack` and `install`.
 
+#![deny(missing_docs)]
+
 mod archive;
 mod coder;
 mod error;
