@@ -4,6 +4,7 @@
 //! the file. Correctness is asserted (every normal request answered right, every slow client
 //! cut, the server alive, its resident memory bounded); timings are scripts/bench-abuse's.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader};

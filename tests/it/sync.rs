@@ -2,7 +2,7 @@
 //! GitHub releases, the Postgres archives and a provider registry (all signed with keys
 //! the tests make), then the whole journey: sync → pack → verify → inspect.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 //! trace=connect`, and every connect() they make must go to loopback (127.0.0.0/8, ::1)
 //! or a Unix socket: an attempt that the namespace merely made fail is caught too.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

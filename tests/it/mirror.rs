@@ -2,7 +2,7 @@
 //! binary, with the real Terraform 1.0.3 installing providers from the mirror over TLS (as a
 //! network mirror) and from the same tree as a filesystem mirror.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! pack → verify → unpack gives back the stage; packing is reproducible.
 
-mod forge;
+use crate::forge;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! The bundle commands driven as an operator would, with the stock tools beside them:
 //! `minisign` both ways, GNU `tar`, `gzip -t` and `sha256sum -c`.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

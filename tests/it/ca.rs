@@ -1,6 +1,6 @@
 //! `coder-airgap ca` end to end, checked with the real `openssl` command.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! restarts, upgrade with backup, rollback, external Postgres and certificate renewal.
 //! Every test runs as root (install creates the service user; Postgres runs as it).
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;

@@ -1,11 +1,9 @@
 //! `coder-airgap install` on its own (no `up`): atomic switching under SIGKILL, the
 //! rollback-attack and expiry refusals, the disk check, and what it writes.
 
-mod support;
+use crate::support;
 
-/// The bundle crate's test forger: validly signed bundles with one planted defect.
-#[path = "../bundle/tests/forge/mod.rs"]
-mod forge;
+use crate::forge;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;

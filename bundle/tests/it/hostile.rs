@@ -3,7 +3,7 @@
 //! forged with the trusted key (manifest and file signatures valid) so that the planted
 //! defect is the only thing wrong.
 
-mod forge;
+use crate::forge;
 
 use std::path::Path;
 
