@@ -3,9 +3,12 @@
 //! by `up`, so the file an operator inspects is exactly what coderd gets. Terraform, which
 //! coderd starts, inherits everything but the `CODER_*` variables.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use super::config::AccessUrl;
 use super::layout::Layout;
+use super::postgres::SecretUrl;
 use super::posture::{Site, Value, POSTURE};
 use super::rootdir::{Dir, Owner, RootDirError};
 
@@ -13,13 +16,13 @@ use super::rootdir::{Dir, Owner, RootDirError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoderdSettings {
     /// `CODER_ACCESS_URL`: always set, since an empty one makes coderd open a public tunnel.
-    pub access_url: String,
+    pub access_url: AccessUrl,
     /// `CODER_WILDCARD_ACCESS_URL` (`*.apps.example.internal`), if subdomain apps are used.
     pub wildcard_url: Option<String>,
     /// `CODER_TLS_ADDRESS`, e.g. `0.0.0.0:443`.
-    pub tls_address: String,
+    pub tls_address: SocketAddr,
     /// `CODER_PG_CONNECTION_URL`: never empty, since coderd's built-in Postgres downloads.
-    pub pg_url: String,
+    pub pg_url: SecretUrl,
     /// `CODER_DOCS_URL`, when the bundle carries Coder's offline docs.
     pub docs_url: Option<String>,
     /// `CODER_AI_GATEWAY_ENABLED`: true only when the operator opted in at install.
@@ -66,7 +69,7 @@ pub fn coderd_env(settings: &CoderdSettings, layout: &Layout) -> Vec<(String, St
         let value = match row.value {
             Value::Fixed(v) => v.to_string(),
             Value::Site(site) => match site {
-                Site::AccessUrl => settings.access_url.clone(),
+                Site::AccessUrl => settings.access_url.to_string(),
                 Site::AiGateway => settings.ai_gateway.to_string(),
                 Site::TerraformRc => path(layout.terraformrc()),
                 // coderd's health check calls its own access URL, so it must trust the CA.
@@ -76,7 +79,7 @@ pub fn coderd_env(settings: &CoderdSettings, layout: &Layout) -> Vec<(String, St
         vars.push((row.var.to_string(), value));
     }
     let mut site = vec![
-        ("CODER_TLS_ADDRESS", settings.tls_address.clone()),
+        ("CODER_TLS_ADDRESS", settings.tls_address.to_string()),
         (
             "CODER_TLS_CERT_FILE",
             path(layout.coderd_tls_prefix().with_extension("crt")),
@@ -85,7 +88,10 @@ pub fn coderd_env(settings: &CoderdSettings, layout: &Layout) -> Vec<(String, St
             "CODER_TLS_KEY_FILE",
             path(layout.coderd_tls_prefix().with_extension("key")),
         ),
-        ("CODER_PG_CONNECTION_URL", settings.pg_url.clone()),
+        (
+            "CODER_PG_CONNECTION_URL",
+            settings.pg_url.expose().to_string(),
+        ),
         ("CODER_CACHE_DIRECTORY", path(layout.coderd_cache())),
     ];
     if let Some(wildcard) = &settings.wildcard_url {
@@ -174,10 +180,13 @@ mod tests {
 
     fn settings() -> CoderdSettings {
         CoderdSettings {
-            access_url: "https://coder.example.internal".into(),
+            access_url: "https://coder.example.internal"
+                .parse()
+                .expect("access URL"),
             wildcard_url: Some("*.apps.example.internal".into()),
-            tls_address: "0.0.0.0:443".into(),
-            pg_url: r#"postgres://coder:p"w\d@127.0.0.1:5433/coder"#.into(),
+            tls_address: "0.0.0.0:443".parse().expect("address"),
+            pg_url: SecretUrl::parse(r#"postgres://coder:p"w\d@127.0.0.1:5433/coder"#)
+                .expect("URL"),
             docs_url: None,
             ai_gateway: false,
         }

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use airgap_appliance::config::{AccessUrl, Config, PostgresMode};
+use airgap_appliance::config::{self, AccessUrl, Config, PostgresMode};
 use airgap_appliance::install::{self, database};
 use airgap_appliance::layout::Layout;
+use airgap_appliance::postgres::SecretUrl;
 
 /// Verify a bundle and install it atomically under ROOT (disconnected side).
 ///
@@ -39,7 +40,7 @@ pub struct Args {
     root: PathBuf,
     /// The https:// URL users and workspace agents reach coderd at.
     #[arg(long, value_name = "URL")]
-    access_url: String,
+    access_url: AccessUrl,
     /// The wildcard domain for workspace apps (`*.apps.example.internal`).
     #[arg(long, value_name = "DOMAIN")]
     wildcard_url: Option<String>,
@@ -51,6 +52,7 @@ pub struct Args {
     /// An external PostgreSQL for coderd (postgres://user:pass@host/db); default: the
     /// embedded server from the bundle. Also read from CODER_AIRGAP_POSTGRES_URL, which
     /// keeps the password out of the process list.
+    // Parsed in `run`, not by clap: clap's error would print the value, password and all.
     #[arg(
         long,
         value_name = "URL",
@@ -69,11 +71,11 @@ pub struct Args {
     #[arg(long, value_name = "NAME", default_value = "coder")]
     service_user: String,
     /// coderd's TLS listener [default: 0.0.0.0:<the access URL's port>].
-    #[arg(long, value_name = "IP:PORT")]
-    listen: Option<String>,
+    #[arg(long, value_name = "IP:PORT", value_parser = config::listen_addr)]
+    listen: Option<std::net::SocketAddr>,
     /// The provider mirror's TLS listener.
-    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:8444")]
-    mirror_listen: String,
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:8444", value_parser = config::listen_addr)]
+    mirror_listen: std::net::SocketAddr,
     /// Lifetime of the TLS certificates issued for coderd and the mirror, in days (`up`
     /// renews them 30 days before they expire).
     #[arg(long, value_name = "DAYS", default_value_t = airgap_certs::DEFAULT_LEAF_DAYS)]
@@ -86,7 +88,13 @@ pub struct Args {
 /// Runs `coder-airgap install`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let root = std::path::absolute(&args.root).context("--root")?;
-    let config = config(&args, &root)?;
+    let config = settings(&args, &root)?;
+    let postgres_url = args
+        .postgres_url
+        .as_deref()
+        .map(SecretUrl::parse)
+        .transpose()
+        .context("--postgres-url (or CODER_AIRGAP_POSTGRES_URL)")?;
     let request = install::Request {
         bundle: args.verify.bundle.clone(),
         pubkey: args.verify.pubkey.clone(),
@@ -94,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         root: root.clone(),
         create_ca: args.ca_dir.is_none(),
         config,
-        postgres_url: args.postgres_url,
+        postgres_url,
         allow_downgrade: args.allow_downgrade,
         cert_days: args.cert_days,
     };
@@ -127,19 +135,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn config(args: &Args, root: &std::path::Path) -> anyhow::Result<Config> {
-    let access = AccessUrl::parse(&args.access_url)?;
+/// The settings install writes, from the flags (already parsed by clap).
+fn settings(args: &Args, root: &std::path::Path) -> anyhow::Result<Config> {
     let listen = args
         .listen
-        .clone()
-        .unwrap_or_else(|| format!("0.0.0.0:{}", access.port));
-    for (flag, addr) in [
-        ("--listen", &listen),
-        ("--mirror-listen", &args.mirror_listen),
-    ] {
-        addr.parse::<std::net::SocketAddr>()
-            .with_context(|| format!("{flag} {addr:?}: give IP:PORT, like 0.0.0.0:8444"))?;
-    }
+        .unwrap_or_else(|| config::any_address(args.access_url.port()));
     let ca_dir = match &args.ca_dir {
         Some(dir) => std::path::absolute(dir).context("--ca-dir")?,
         None => Layout::new(root).default_ca_dir(),
@@ -150,10 +150,10 @@ fn config(args: &Args, root: &std::path::Path) -> anyhow::Result<Config> {
             .to_string()
     });
     Ok(Config {
-        access_url: args.access_url.trim_end_matches('/').to_string(),
+        access_url: args.access_url.clone(),
         wildcard_url: wildcard,
         listen,
-        mirror_listen: args.mirror_listen.clone(),
+        mirror_listen: args.mirror_listen,
         service_user: args.service_user.clone(),
         ca_dir,
         postgres: postgres_mode(args, root)?,

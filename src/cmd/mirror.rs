@@ -2,7 +2,6 @@
 //! terraformrc (disconnected side).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use airgap_mirror::fetch::{FetchOptions, Fetcher};
 use airgap_mirror::spec::MirrorSpec;
@@ -34,37 +33,14 @@ pub struct SyncArgs {
     /// The mirror tree to add to (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Transfers in flight at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Extra attempts after a retryable failure.
-    #[arg(long, default_value_t = 4)]
-    pub retries: u32,
-    /// Seconds of silence before a transfer is abandoned (and retried).
-    #[arg(long, default_value_t = 60)]
-    pub read_timeout: u64,
-    /// Seconds allowed to connect.
-    #[arg(long, default_value_t = 15)]
-    pub connect_timeout: u64,
-    /// Seconds one transfer may take in all, request to last byte [default: 3600].
-    #[arg(long, value_name = "SECS")]
-    pub deadline: Option<u64>,
-    /// Fail a transfer when fewer than this many KiB arrive in one --rate-window
-    /// (a server dripping bytes never trips the read timeout) [default: 32].
-    #[arg(long, value_name = "KIB")]
-    pub min_rate_kib: Option<u64>,
-    /// Seconds of the minimum-rate window [default: 30].
-    #[arg(long, value_name = "SECS")]
-    pub rate_window: Option<u64>,
-    /// Extra PEM CA certificates to trust (TLS-inspecting proxy, Artifactory).
-    #[arg(long, value_name = "PEM")]
-    pub ca_file: Option<PathBuf>,
-    /// HTTPS proxy for every request (otherwise HTTPS_PROXY/NO_PROXY are honoured).
-    #[arg(long, value_name = "URL")]
-    pub https_proxy: Option<String>,
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub fetch: super::fetch::FetchArgs,
+    /// HTTPS proxy for every request (otherwise HTTPS_PROXY/NO_PROXY are honoured).
+    #[arg(long, value_name = "URL", help_heading = "Network options")]
+    pub https_proxy: Option<String>,
 }
 
 /// Arguments of `mirror serve`.
@@ -138,24 +114,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 
 fn run_sync(args: SyncArgs) -> anyhow::Result<()> {
     let spec = MirrorSpec::load(&args.providers)?;
-    let defaults = FetchOptions::default();
     let opts = FetchOptions {
-        concurrency: args.concurrency.max(1),
-        retries: args.retries,
-        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
-        connect_timeout: Duration::from_secs(args.connect_timeout.max(1)),
-        deadline: args
-            .deadline
-            .map_or(defaults.deadline, |s| Duration::from_secs(s.max(1))),
-        min_rate_bytes: args
-            .min_rate_kib
-            .map_or(defaults.min_rate_bytes, |k| k.saturating_mul(1024)),
-        min_rate_window: args
-            .rate_window
-            .map_or(defaults.min_rate_window, |s| Duration::from_secs(s.max(1))),
-        extra_ca_file: args.ca_file,
         https_proxy: args.https_proxy,
-        ..defaults
+        ..args.fetch.options()
     };
     let progress = if args.quiet {
         indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())

@@ -2,6 +2,7 @@
 
 pub mod ca;
 pub mod doctor;
+mod fetch;
 pub mod inspect;
 pub mod install;
 pub mod keygen;

@@ -1,7 +1,6 @@
 //! `coder-airgap sync`: fetch and check every pinned component (coderd, Terraform, Postgres, providers) into a stage directory.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 
@@ -33,9 +32,6 @@ pub struct Args {
     /// Override a spec field: section.key=value (split at the first dot; repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     sets: Vec<String>,
-    /// Extra PEM CA certificates to trust (internal CA, TLS-inspecting proxy).
-    #[arg(long, value_name = "PEM")]
-    ca_file: Option<PathBuf>,
     /// Take coderd from a release tarball or the bare binary instead of the upstream.
     #[arg(long, value_name = "FILE")]
     coder_from: Option<PathBuf>,
@@ -51,18 +47,11 @@ pub struct Args {
     /// Where downloads are kept for incremental runs [default: STAGE.downloads beside STAGE].
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
-    /// Parallel transfers.
-    #[arg(long, default_value_t = 8)]
-    concurrency: usize,
-    /// Extra attempts after a failed transfer (exponential backoff).
-    #[arg(long, default_value_t = 4)]
-    retries: u32,
-    /// Seconds of silence allowed while reading a response.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    read_timeout: u64,
     /// No progress bars.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    fetch: super::fetch::FetchArgs,
 }
 
 /// Runs `coder-airgap sync`.
@@ -78,13 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn options(args: Args) -> sync::Options {
-    let fetch = airgap_mirror::fetch::FetchOptions {
-        concurrency: args.concurrency.max(1),
-        retries: args.retries,
-        read_timeout: Duration::from_secs(args.read_timeout.max(1)),
-        extra_ca_file: args.ca_file,
-        ..Default::default()
-    };
+    let fetch = args.fetch.options();
     sync::Options {
         spec: args.spec,
         sets: args.sets,

@@ -7,6 +7,7 @@ use super::Check;
 use crate::config::Config;
 use crate::env::read_env_file;
 use crate::layout::Layout;
+use crate::postgres::SecretUrl;
 use crate::posture::{Expect, Verdict, FLAGS, POSTURE};
 use crate::release::Release;
 use crate::supervise::certificates;
@@ -315,8 +316,8 @@ async fn certificate_check(layout: &Layout, config: &Config) -> Check {
         }
     }
     for (what, listen, path) in [
-        ("coderd", &config.listen, "/healthz"),
-        ("mirror", &config.mirror_listen, "/ca.pem"),
+        ("coderd", config.listen, "/healthz"),
+        ("mirror", config.mirror_listen, "/ca.pem"),
     ] {
         let result = match HealthProbe::new(&layout.ca_bundle(), &config.access_url, listen) {
             Ok(probe) => probe.get_ok(path).await.map_err(|e| e.to_string()),
@@ -350,7 +351,7 @@ async fn mirror_check(layout: &Layout, config: &Config) -> Check {
     let probe = match HealthProbe::new(
         &layout.ca_bundle(),
         &config.access_url,
-        &config.mirror_listen,
+        config.mirror_listen,
     ) {
         Ok(p) => p,
         Err(e) => return Check::fail(NAME, e.to_string(), FIX),
@@ -385,6 +386,19 @@ async fn postgres_check(layout: &Layout) -> Check {
             ),
             REINSTALL,
         );
+    };
+    let url = match SecretUrl::parse(&url) {
+        Ok(url) => url,
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!(
+                    "CODER_PG_CONNECTION_URL in {}: {e}",
+                    layout.coderd_env().display()
+                ),
+                REINSTALL,
+            )
+        }
     };
     match crate::postgres::check_external(&url).await {
         Ok(facts) => Check::pass(
@@ -426,10 +440,12 @@ mod tests {
 
     fn written() -> BTreeMap<String, String> {
         let settings = CoderdSettings {
-            access_url: "https://coder.example.internal".into(),
+            access_url: "https://coder.example.internal"
+                .parse()
+                .expect("access URL"),
             wildcard_url: None,
-            tls_address: "0.0.0.0:443".into(),
-            pg_url: "postgres://c@127.0.0.1/c".into(),
+            tls_address: "0.0.0.0:443".parse().expect("address"),
+            pg_url: SecretUrl::parse("postgres://c@127.0.0.1/c").expect("URL"),
             docs_url: None,
             ai_gateway: false,
         };

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, PostgresMode};
+use crate::config::{self, Config};
 use crate::env::{coderd_env, write_env_file, CoderdSettings};
 use crate::layout::Layout;
 use crate::layout::CODERD_ENV;
-use crate::postgres::{self, ledger, Embedded, EmbeddedSettings, Tree};
+use crate::postgres::{self, ledger, Embedded, EmbeddedSettings, SecretUrl, Tree};
 use crate::release::Release;
 use crate::rootdir::{Dir, Owner};
 
@@ -24,8 +24,9 @@ pub const UPGRADE_FILE: &str = ".upgrade.json";
 /// record (into the release directory).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StepReport {
-    /// coderd's database URL.
-    pub pg_url: String,
+    /// coderd's database URL (serialized with its password: install reads it from
+    /// the step's stdout; `Debug` hides it).
+    pub pg_url: SecretUrl,
     /// The backup taken before switching, when this install is an upgrade.
     pub upgrade: Option<UpgradeRecord>,
 }
@@ -59,7 +60,7 @@ impl UpgradeRecord {
 /// A database the step can use: the URLs, and the embedded server if this step started it.
 pub struct Database {
     /// The URL coderd gets.
-    pub coder_url: String,
+    pub coder_url: SecretUrl,
     /// The tree whose pg_dump/pg_restore to use.
     pub tree: Tree,
     started: Option<Embedded>,
@@ -74,10 +75,9 @@ impl Database {
         release: &Release,
     ) -> anyhow::Result<Database> {
         let tree = release.postgres_tree()?;
-        match config.postgres {
-            PostgresMode::Embedded { port } => Self::embedded(layout, tree, port).await,
-            PostgresMode::External => {
-                let url = external_url(layout)?;
+        match config::Database::load(config, layout)? {
+            config::Database::Embedded { port } => Self::embedded(layout, tree, port).await,
+            config::Database::External(url) => {
                 let facts = postgres::check_external(&url).await?;
                 tracing::info!("external PostgreSQL {} as {}", facts.version, facts.role);
                 Ok(Database {
@@ -113,7 +113,7 @@ impl Database {
             );
         }
         Ok(Database {
-            coder_url: pg.coder_url(),
+            coder_url: pg.coder_url()?,
             tree,
             started: Some(pg),
         })
@@ -145,18 +145,6 @@ async fn check_major(data_dir: &Path, tree: &Tree) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The external URL saved by install.
-pub fn external_url(layout: &Layout) -> anyhow::Result<String> {
-    let path = layout.external_url_file();
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} (re-run install with --postgres-url)",
-            path.display()
-        )
-    })?;
-    Ok(text.trim().to_string())
 }
 
 /// Who ran install, for the ledger.
@@ -295,13 +283,13 @@ pub fn write_coderd_env(
     owner: Option<Owner>,
     config: &Config,
     release: &Release,
-    pg_url: &str,
+    pg_url: &SecretUrl,
 ) -> anyhow::Result<()> {
     let settings = CoderdSettings {
         access_url: config.access_url.clone(),
         wildcard_url: config.wildcard_url.clone(),
-        tls_address: config.listen.clone(),
-        pg_url: pg_url.to_string(),
+        tls_address: config.listen,
+        pg_url: pg_url.clone(),
         docs_url: release.docs_dir().map(|_| docs_url(config)),
         ai_gateway: config.ai_gateway,
     };
@@ -312,9 +300,7 @@ pub fn write_coderd_env(
 
 /// Where the bundled docs are served: the mirror's `/docs/` path.
 fn docs_url(config: &Config) -> String {
-    let host = crate::config::AccessUrl::parse(&config.access_url)
-        .map(|a| a.host)
-        .unwrap_or_else(|_| "localhost".into());
-    let port = config.mirror_listen.rsplit(':').next().unwrap_or("8444");
+    let host = config.access_url.url_host();
+    let port = config.mirror_listen.port();
     format!("https://{host}:{port}/docs/")
 }

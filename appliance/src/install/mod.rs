@@ -29,8 +29,9 @@ use std::path::{Path, PathBuf};
 use airgap_bundle::{Manifest, PublicKey, VerifyOptions};
 use anyhow::{bail, Context};
 
-use crate::config::{AccessUrl, Config};
+use crate::config::Config;
 use crate::layout::{Layout, EXTERNAL_URL_FILE, INSTALL_LOCK, PROGRAM};
+use crate::postgres::SecretUrl;
 use crate::privilege::{self, ServiceUser};
 use crate::release::{Release, MANIFEST_FILE};
 use crate::rootdir::{Dir, Owner};
@@ -48,8 +49,8 @@ pub struct Request {
     pub root: PathBuf,
     /// Settings written to `coder-airgap.toml`.
     pub config: Config,
-    /// An external database URL (`--postgres-url`).
-    pub postgres_url: Option<String>,
+    /// An external database URL (`--postgres-url`; `Debug` hides its password).
+    pub postgres_url: Option<SecretUrl>,
     /// True when `ca_dir` is the default under ROOT and may be created.
     pub create_ca: bool,
     /// `--allow-downgrade`.
@@ -308,14 +309,9 @@ fn configure(
     tree: &Tree,
     user: &ServiceUser,
 ) -> anyhow::Result<()> {
-    let access = AccessUrl::parse(&req.config.access_url)?;
-    let mirror_addr: SocketAddr = req
-        .config
-        .mirror_listen
-        .parse()
-        .context("--mirror-listen")?;
+    let mirror_addr = req.config.mirror_listen;
     let plan = tls::TlsPlan {
-        access: &access,
+        access: &req.config.access_url,
         wildcard: req.config.wildcard_url.as_deref(),
         mirror_ip: specific_ip(mirror_addr.ip()),
         days: req.cert_days,
@@ -336,7 +332,7 @@ fn configure(
     if let Some(url) = &req.postgres_url {
         tree.etc.write_file(
             EXTERNAL_URL_FILE,
-            url.as_bytes(),
+            url.expose().as_bytes(),
             0o600,
             privilege::is_root().then(|| service_owner(user)),
         )?;

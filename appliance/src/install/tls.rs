@@ -86,7 +86,7 @@ pub fn open_ca(dir: &Path, create: bool, plan: &TlsPlan) -> anyhow::Result<Certi
         return CertificateAuthority::load(dir)
             .with_context(|| format!("loading the CA in {}", dir.display()));
     }
-    let mut options = InitOptions::new(format!("coder-airgap CA for {}", plan.access.host));
+    let mut options = InitOptions::new(format!("coder-airgap CA for {}", plan.access.host()));
     options.permitted_dns = plan.access.ca_domain().into_iter().collect();
     if !options.permitted_dns.iter().any(|d| d == "localhost") {
         options.permitted_dns.push("localhost".into());
@@ -120,7 +120,7 @@ pub fn issue_all(
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let host_dns: Vec<String> = match plan.access.ip() {
         Some(_) => Vec::new(),
-        None => vec![plan.access.host.clone()],
+        None => vec![plan.access.host().to_string()],
     };
     let mut coderd_dns = host_dns.clone();
     coderd_dns.extend(plan.wildcard.map(str::to_string));

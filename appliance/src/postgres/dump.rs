@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::error::one_line;
-use super::{PgError, Result, Tree};
+use super::{PgError, Result, SecretUrl, Tree};
 
 /// A dump file, as written or restored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub struct DumpInfo {
 /// Dumps the database at `url` with the tree's `pg_dump -Fc` into `out` (replacing it
 /// atomically) and returns its size and SHA-256. The tree's pg_dump must be at least the
 /// server's major version.
-pub async fn dump(tree: &Tree, url: &str, out: &Path) -> Result<DumpInfo> {
+pub async fn dump(tree: &Tree, url: &SecretUrl, out: &Path) -> Result<DumpInfo> {
     let (conninfo, password) = split_password(url)?;
     let name = out.file_name().ok_or_else(|| PgError::InvalidUrl {
         reason: format!("dump target {} has no file name", out.display()),
@@ -50,7 +50,7 @@ pub async fn dump(tree: &Tree, url: &str, out: &Path) -> Result<DumpInfo> {
 /// Restores `file` (a `pg_dump -Fc` archive) into the database at `url` with
 /// `pg_restore --clean --if-exists --no-owner --single-transaction`: objects in the dump
 /// are dropped and recreated, all or nothing. Returns the file's size and SHA-256.
-pub async fn restore(tree: &Tree, url: &str, file: &Path) -> Result<DumpInfo> {
+pub async fn restore(tree: &Tree, url: &SecretUrl, file: &Path) -> Result<DumpInfo> {
     let (conninfo, password) = split_password(url)?;
     let path = file.to_path_buf();
     let info = blocking(move || hash_file(&path)).await?;
@@ -140,10 +140,8 @@ pub fn hash_file(path: &Path) -> Result<DumpInfo> {
 
 /// Splits the password out of a `postgres://` URL: the URL without it (safe on a command
 /// line) and the decoded password (for PGPASSWORD).
-fn split_password(url: &str) -> Result<(String, Option<String>)> {
-    let mut parsed = url::Url::parse(url).map_err(|e| PgError::InvalidUrl {
-        reason: e.to_string(),
-    })?;
+fn split_password(url: &SecretUrl) -> Result<(String, Option<String>)> {
+    let mut parsed = url.url().clone();
     let password = parsed.password().map(percent_decode);
     parsed
         .set_password(None)
@@ -181,8 +179,8 @@ mod tests {
 
     #[test]
     fn password_leaves_the_url() -> Result<()> {
-        let (conninfo, pw) =
-            split_password("postgres://coder:p%40ss@127.0.0.1:5432/coder?sslmode=disable")?;
+        let url = SecretUrl::parse("postgres://coder:p%40ss@127.0.0.1:5432/coder?sslmode=disable")?;
+        let (conninfo, pw) = split_password(&url)?;
         assert_eq!(
             conninfo,
             "postgres://coder@127.0.0.1:5432/coder?sslmode=disable"

@@ -17,7 +17,7 @@ use postgresql_embedded::{PostgreSQL, Settings, VersionReq};
 use sqlx::Connection;
 
 use super::error::one_line;
-use super::{external, secret, PgError, Result, Tree};
+use super::{external, secret, PgError, Result, SecretUrl, Tree};
 
 /// The bootstrap superuser initdb creates.
 const SUPERUSER: &str = "postgres";
@@ -147,7 +147,7 @@ impl Embedded {
     async fn ensure_coder(&self) -> Result<String> {
         let path = self.settings.secrets_dir.join(CODER_SECRET);
         let (password, _) = secret::load_or_create(&path)?;
-        let mut conn = external::connect_once(&self.admin_url()).await?;
+        let mut conn = external::connect_once(&self.admin_url()?).await?;
         let role_exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
                 .bind(CODER)
@@ -179,23 +179,23 @@ impl Embedded {
 
     /// The URL coderd uses (`CODER_PG_CONNECTION_URL`): role `coder` over TCP on
     /// 127.0.0.1, no TLS (loopback only).
-    pub fn coder_url(&self) -> String {
+    pub fn coder_url(&self) -> Result<SecretUrl> {
         self.url(CODER, &self.coder_password, CODER)
     }
 
     /// A superuser URL for the appliance's own maintenance (database `postgres`).
-    pub fn admin_url(&self) -> String {
+    pub fn admin_url(&self) -> Result<SecretUrl> {
         self.url(SUPERUSER, &self.superuser_password, SUPERUSER)
     }
 
-    fn url(&self, user: &str, password: &str, database: &str) -> String {
+    fn url(&self, user: &str, password: &str, database: &str) -> Result<SecretUrl> {
         local_url(self.settings.port, user, password, database)
     }
 
     /// The admin and coderd URLs of a server already running from `settings.data_dir`
     /// (started by `up`), read from the password files; `None` when no postmaster serves
     /// that directory. Lets `install` and `rollback` work beside a running appliance.
-    pub fn running_urls(settings: &EmbeddedSettings) -> Result<Option<(String, String)>> {
+    pub fn running_urls(settings: &EmbeddedSettings) -> Result<Option<(SecretUrl, SecretUrl)>> {
         if live_postmaster(&settings.data_dir).is_none() {
             return Ok(None);
         }
@@ -210,8 +210,8 @@ impl Embedded {
             })
         };
         let port = settings.port;
-        let admin = local_url(port, SUPERUSER, &read(SUPERUSER_SECRET)?, SUPERUSER);
-        let coder = local_url(port, CODER, &read(CODER_SECRET)?, CODER);
+        let admin = local_url(port, SUPERUSER, &read(SUPERUSER_SECRET)?, SUPERUSER)?;
+        let coder = local_url(port, CODER, &read(CODER_SECRET)?, CODER)?;
         Ok(Some((admin, coder)))
     }
 
@@ -384,8 +384,10 @@ fn write_hba(data_dir: &Path) -> Result<()> {
 /// The pid in `data_dir/postmaster.pid` when that process is alive and is a postgres
 /// serving `data_dir` (its working directory), so a recycled pid is not mistaken for it.
 /// A URL for `user` on the loopback listener (no TLS: loopback only).
-fn local_url(port: u16, user: &str, password: &str, database: &str) -> String {
-    format!("postgres://{user}:{password}@127.0.0.1:{port}/{database}?sslmode=disable")
+fn local_url(port: u16, user: &str, password: &str, database: &str) -> Result<SecretUrl> {
+    SecretUrl::parse(&format!(
+        "postgres://{user}:{password}@127.0.0.1:{port}/{database}?sslmode=disable"
+    ))
 }
 
 fn live_postmaster(data_dir: &Path) -> Option<u32> {

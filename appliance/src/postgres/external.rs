@@ -4,7 +4,6 @@
 //! names the fix (wrong password, unreachable host, missing database, old server, missing
 //! privilege). Passwords never appear in messages.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -12,7 +11,7 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 
 use super::error::one_line;
 use super::migrate::SCHEMA;
-use super::{PgError, Result};
+use super::{PgError, Result, SecretUrl};
 
 /// How long a connection attempt may take before the server counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,10 +40,8 @@ struct Target {
     database: String,
 }
 
-fn parse(url: &str) -> Result<(PgConnectOptions, Target)> {
-    let options = PgConnectOptions::from_str(url).map_err(|e| PgError::InvalidUrl {
-        reason: one_line(&e.to_string()).replace(url, "<url>"),
-    })?;
+fn target(url: &SecretUrl) -> Result<(PgConnectOptions, Target)> {
+    let options = url.connect_options()?;
     let addr = match options.get_socket() {
         Some(dir) => format!("{}/.s.PGSQL.{}", dir.display(), options.get_port()),
         None => format!("{}:{}", options.get_host(), options.get_port()),
@@ -60,8 +57,8 @@ fn parse(url: &str) -> Result<(PgConnectOptions, Target)> {
 }
 
 /// Opens one connection to `url` with a 10 s limit, classifying failures.
-pub async fn connect_once(url: &str) -> Result<PgConnection> {
-    let (options, target) = parse(url)?;
+pub async fn connect_once(url: &SecretUrl) -> Result<PgConnection> {
+    let (options, target) = target(url)?;
     connect_options(&options, &target).await
 }
 
@@ -78,8 +75,8 @@ async fn connect_options(options: &PgConnectOptions, target: &Target) -> Result<
 
 /// A small connection pool for `url` (the ledger's and the CLI's), after one checked
 /// connection so a bad URL fails with a classified one-line error.
-pub async fn connect(url: &str) -> Result<PgPool> {
-    let (options, target) = parse(url)?;
+pub async fn connect(url: &SecretUrl) -> Result<PgPool> {
+    let (options, target) = target(url)?;
     connect_options(&options, &target).await?.close().await?;
     PgPoolOptions::new()
         .max_connections(4)
@@ -124,8 +121,8 @@ fn classify(e: sqlx::Error, t: &Target) -> PgError {
 /// credentials, the database exists, it is PostgreSQL 13 or newer, and the role can
 /// connect, create in schema `public` (coderd's migrations) and create schema
 /// `coder_airgap` (the ledger) or already owns it. Each failure is one line with the fix.
-pub async fn check_external(url: &str) -> Result<ServerFacts> {
-    let (options, target) = parse(url)?;
+pub async fn check_external(url: &SecretUrl) -> Result<ServerFacts> {
+    let (options, target) = target(url)?;
     let mut conn = connect_options(&options, &target).await?;
     let row = sqlx::query(FACTS_SQL)
         .bind(SCHEMA)
@@ -245,7 +242,7 @@ mod tests {
 
     #[test]
     fn bad_url_does_not_echo_the_password() {
-        let msg = match parse("postgres://u:secretpw@host:notaport/db") {
+        let msg = match SecretUrl::parse("postgres://u:secretpw@host:notaport/db") {
             Err(e) => e.to_string(),
             Ok(_) => String::from("parsed"),
         };
@@ -261,6 +258,7 @@ mod tests {
             .map(|a| a.port())
             .unwrap_or(1);
         let url = format!("postgres://coder:pw@127.0.0.1:{port}/coder?sslmode=disable");
+        let url = SecretUrl::parse(&url).expect("a valid URL");
         match check_external(&url).await {
             Err(e @ PgError::Unreachable { .. }) => {
                 let msg = e.to_string();

@@ -5,7 +5,7 @@
 
 use sqlx::Connection;
 
-use super::{external, PgError, Result};
+use super::{external, PgError, Result, SecretUrl};
 
 /// The schema that holds the appliance's ledger.
 pub const SCHEMA: &str = "coder_airgap";
@@ -13,7 +13,7 @@ pub const SCHEMA: &str = "coder_airgap";
 /// Applies the migrations in `migrations/` (compiled in) to schema `coder_airgap` of the
 /// database at `url`, creating the schema when missing. Idempotent; concurrent runs are
 /// serialised by sqlx's advisory lock.
-pub async fn migrate(url: &str) -> Result<()> {
+pub async fn migrate(url: &SecretUrl) -> Result<()> {
     let mut migrator = sqlx::migrate!("../migrations");
     migrator.create_schema(SCHEMA);
     migrator.dangerous_set_table_name(format!("{SCHEMA}._sqlx_migrations"));

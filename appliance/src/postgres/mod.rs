@@ -29,6 +29,7 @@ pub use embedded::{Embedded, EmbeddedSettings};
 pub use error::PgError;
 pub use external::{check_external, connect};
 pub use migrate::migrate;
+pub use secret::SecretUrl;
 pub use tree::Tree;
 pub use tree::REQUIRED as REQUIRED_TOOLS;
 

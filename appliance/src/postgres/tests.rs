@@ -140,7 +140,7 @@ async fn lifecycle() -> TestResult {
     println!("timing: start (existing cluster) {:?}", clock.elapsed());
     assert!(!pg.initialized(), "second start must not initdb");
     assert_eq!(
-        count_rows(&pg.coder_url()).await?,
+        count_rows(pg.coder_url()?.expose()).await?,
         1,
         "data survives stop/start"
     );
@@ -163,7 +163,7 @@ async fn assert_first_start(pg: &Embedded, settings: &EmbeddedSettings) -> TestR
     assert!(pg.is_running());
     assert!(pg.postmaster_pid().is_some());
 
-    let mut conn = PgConnection::connect(&pg.coder_url()).await?;
+    let mut conn = PgConnection::connect(pg.coder_url()?.expose()).await?;
     assert_eq!(show(&mut conn, "fsync").await?, "on");
     assert_eq!(show(&mut conn, "listen_addresses").await?, "127.0.0.1");
     assert_eq!(
@@ -179,7 +179,7 @@ async fn assert_first_start(pg: &Embedded, settings: &EmbeddedSettings) -> TestR
         .await?;
     conn.close().await?;
 
-    let mut admin = PgConnection::connect(&pg.admin_url()).await?;
+    let mut admin = PgConnection::connect(pg.admin_url()?.expose()).await?;
     let methods: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT auth_method FROM pg_hba_file_rules")
             .fetch_all(&mut admin)
@@ -211,7 +211,7 @@ async fn assert_first_start(pg: &Embedded, settings: &EmbeddedSettings) -> TestR
         .await?
         .close()
         .await?;
-    let wrong = pg.coder_url().replace(password.trim(), "wrong");
+    let wrong = SecretUrl::parse(&pg.coder_url()?.expose().replace(password.trim(), "wrong"))?;
     match check_external(&wrong).await {
         Err(e @ PgError::BadPassword { .. }) => println!("wrong password: {e}"),
         other => panic!("expected BadPassword, got {other:?}"),
@@ -220,7 +220,7 @@ async fn assert_first_start(pg: &Embedded, settings: &EmbeddedSettings) -> TestR
 }
 
 async fn crash_and_recover(pg: Embedded, settings: &EmbeddedSettings) -> TestResult {
-    let mut conn = PgConnection::connect(&pg.coder_url()).await?;
+    let mut conn = PgConnection::connect(pg.coder_url()?.expose()).await?;
     sqlx::query("INSERT INTO public.survivors VALUES (2)")
         .execute(&mut conn)
         .await?;
@@ -243,7 +243,7 @@ async fn crash_and_recover(pg: Embedded, settings: &EmbeddedSettings) -> TestRes
     let pg = Embedded::start(settings.clone()).await?;
     println!("timing: start after kill -9 {:?}", clock.elapsed());
     assert_eq!(
-        count_rows(&pg.coder_url()).await?,
+        count_rows(pg.coder_url()?.expose()).await?,
         2,
         "committed rows survive a crash"
     );
@@ -279,7 +279,7 @@ async fn schema_ledger_dump() -> TestResult {
     settings.port = free_port()?;
     let pg = Embedded::start(settings.clone()).await?;
     assert!(!pg.initialized());
-    let url = pg.coder_url();
+    let url = pg.coder_url()?;
 
     migrate(&url).await?;
     migrate(&url).await?;
@@ -291,8 +291,8 @@ async fn schema_ledger_dump() -> TestResult {
     Ok(())
 }
 
-async fn assert_tables_in_ledger_schema(url: &str) -> TestResult {
-    let mut conn = PgConnection::connect(url).await?;
+async fn assert_tables_in_ledger_schema(url: &SecretUrl) -> TestResult {
+    let mut conn = PgConnection::connect(url.expose()).await?;
     let tables: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_schema::text, table_name::text FROM information_schema.tables
          WHERE table_schema IN ('public', 'coder_airgap') ORDER BY 1, 2",
@@ -317,7 +317,7 @@ async fn assert_tables_in_ledger_schema(url: &str) -> TestResult {
     Ok(())
 }
 
-async fn ledger_round_trip(url: &str) -> TestResult {
+async fn ledger_round_trip(url: &SecretUrl) -> TestResult {
     let pool = connect(url).await?;
     let install = NewInstall {
         bundle: "coder-airgap".into(),
@@ -380,7 +380,7 @@ async fn ledger_round_trip(url: &str) -> TestResult {
     Ok(())
 }
 
-async fn dump_drop_restore(tree: &Tree, url: &str, dir: &Path) -> TestResult {
+async fn dump_drop_restore(tree: &Tree, url: &SecretUrl, dir: &Path) -> TestResult {
     let out = dir.join("backup.dump");
     let clock = Instant::now();
     let info = dump(tree, url, &out).await?;
@@ -390,7 +390,7 @@ async fn dump_drop_restore(tree: &Tree, url: &str, dir: &Path) -> TestResult {
     assert!(!dir.join(".backup.dump.partial").exists());
     assert_eq!(info.sha256.len(), 64);
 
-    let mut conn = PgConnection::connect(url).await?;
+    let mut conn = PgConnection::connect(url.expose()).await?;
     sqlx::raw_sql("DROP TABLE coder_airgap.installs")
         .execute(&mut conn)
         .await?;
@@ -409,7 +409,7 @@ async fn dump_drop_restore(tree: &Tree, url: &str, dir: &Path) -> TestResult {
     );
     pool.close().await;
 
-    let bad = url.replace("@127.0.0.1", "x@127.0.0.1");
+    let bad = SecretUrl::parse(&url.expose().replace("@127.0.0.1", "x@127.0.0.1"))?;
     match dump(tree, &bad, &dir.join("bad.dump")).await {
         Err(e @ PgError::Tool { .. }) => assert!(!e.to_string().contains('\n'), "{e}"),
         other => panic!("expected pg_dump to fail, got {other:?}"),
@@ -419,7 +419,7 @@ async fn dump_drop_restore(tree: &Tree, url: &str, dir: &Path) -> TestResult {
 }
 
 async fn external_checks(pg: &Embedded) -> TestResult {
-    let facts = check_external(&pg.coder_url()).await?;
+    let facts = check_external(&pg.coder_url()?).await?;
     assert_eq!(
         (facts.role.as_str(), facts.database.as_str()),
         ("coder", "coder")
@@ -429,13 +429,15 @@ async fn external_checks(pg: &Embedded) -> TestResult {
         "{facts:?}"
     );
 
-    let mut admin = PgConnection::connect(&pg.admin_url()).await?;
+    let mut admin = PgConnection::connect(pg.admin_url()?.expose()).await?;
     sqlx::raw_sql("CREATE ROLE weak LOGIN PASSWORD 'weakpw'")
         .execute(&mut admin)
         .await?;
     let weak = pg
-        .coder_url()
+        .coder_url()?
+        .expose()
         .replace(&format!("coder:{}", coder_password(pg)?), "weak:weakpw");
+    let weak = SecretUrl::parse(&weak)?;
     let err = check_external(&weak)
         .await
         .err()
@@ -462,7 +464,7 @@ async fn external_checks(pg: &Embedded) -> TestResult {
         "{err}"
     );
 
-    let missing = pg.coder_url().replace("/coder?", "/nosuchdb?");
+    let missing = SecretUrl::parse(&pg.coder_url()?.expose().replace("/coder?", "/nosuchdb?"))?;
     match check_external(&missing).await {
         Err(e @ PgError::DatabaseMissing { .. }) => println!("missing db: {e}"),
         other => panic!("expected DatabaseMissing, got {other:?}"),
@@ -470,9 +472,13 @@ async fn external_checks(pg: &Embedded) -> TestResult {
     Ok(())
 }
 
-fn coder_password(pg: &Embedded) -> std::io::Result<String> {
-    let url = url::Url::parse(&pg.coder_url()).map_err(std::io::Error::other)?;
-    Ok(url.password().unwrap_or_default().to_string())
+fn coder_password(pg: &Embedded) -> Result<String> {
+    Ok(pg
+        .coder_url()?
+        .url()
+        .password()
+        .unwrap_or_default()
+        .to_string())
 }
 
 #[tokio::test]

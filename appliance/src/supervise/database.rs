@@ -11,9 +11,9 @@ use super::error::SuperviseError;
 use super::process::{self, ProcessId};
 use super::say;
 use super::settings::Settings;
-use crate::config::PostgresMode;
+use crate::config;
 use crate::layout::Layout;
-use crate::postgres::{check_external, Embedded, EmbeddedSettings, PgError};
+use crate::postgres::{check_external, Embedded, EmbeddedSettings, PgError, SecretUrl};
 
 /// How long a postmaster left behind by a killed `up` gets for its fast shutdown.
 const ORPHAN_STOP: Duration = Duration::from_secs(60);
@@ -35,9 +35,9 @@ impl Database {
     /// server that cannot be reached is retried with backoff, each failure logged in one
     /// line; any other refusal (password, missing database, old server) is returned.
     pub async fn start(settings: &Settings, layout: &Layout) -> Result<Database, SuperviseError> {
-        match settings.config.postgres {
-            PostgresMode::Embedded { port } => start_embedded(settings, layout, port).await,
-            PostgresMode::External => start_external(settings.pg_url(layout)?).await,
+        match &settings.database {
+            config::Database::Embedded { port } => start_embedded(settings, layout, *port).await,
+            config::Database::External(url) => start_external(url).await,
         }
     }
 
@@ -113,7 +113,7 @@ async fn stop_orphan(pid: u32) {
     process::wait_gone(process, ORPHAN_STOP).await;
 }
 
-async fn start_external(url: &str) -> Result<Database, SuperviseError> {
+async fn start_external(url: &SecretUrl) -> Result<Database, SuperviseError> {
     let mut backoff = Backoff::default();
     loop {
         match check_external(url).await {

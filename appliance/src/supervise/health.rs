@@ -25,7 +25,7 @@ pub enum HealthError {
         /// What is wrong.
         message: String,
     },
-    /// The access URL or listen address cannot be used.
+    /// The health client cannot be built.
     #[error("{0}")]
     Setting(String),
     /// The request failed (refused, timed out, certificate not trusted, ...).
@@ -55,32 +55,21 @@ pub struct HealthProbe {
 }
 
 impl HealthProbe {
-    /// A probe for coderd listening on `listen` (`IP:PORT`) and reached by users at
-    /// `access_url`, trusting only the certificates in `ca_bundle`.
+    /// A probe for coderd listening on `listen` and reached by users at `access`,
+    /// trusting only the certificates in `ca_bundle`.
     pub fn new(
         ca_bundle: &Path,
-        access_url: &str,
-        listen: &str,
+        access: &AccessUrl,
+        listen: SocketAddr,
     ) -> Result<HealthProbe, HealthError> {
-        let access =
-            AccessUrl::parse(access_url).map_err(|e| HealthError::Setting(e.to_string()))?;
-        let listen: SocketAddr = listen.parse().map_err(|_| {
-            HealthError::Setting(format!(
-                "listen address {listen:?} is not IP:PORT (fix `listen` in coder-airgap.toml)"
-            ))
-        })?;
         let target = SocketAddr::new(connect_ip(listen.ip()), listen.port());
-        let host = match access.ip() {
-            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
-            _ => access.host.clone(),
-        };
-        let base = format!("https://{host}:{}", listen.port());
+        let base = format!("https://{}:{}", access.url_host(), listen.port());
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .no_proxy()
             .timeout(TIMEOUT)
-            .resolve(&access.host, target);
+            .resolve(access.host(), target);
         for cert in trust_bundle(ca_bundle)? {
             builder = builder.add_root_certificate(cert);
         }
@@ -194,10 +183,11 @@ mod tests {
         let theirs = ca(&tmp.path().join("theirs"), "Theirs")?;
         let bundle = tmp.path().join("ca-bundle.pem");
         ours.write_trust_bundle(&bundle)?;
-        let access = "https://coder.example.internal";
+        let access: AccessUrl = "https://coder.example.internal".parse()?;
 
         let good = serve(&ours, tmp.path()).await?;
-        let probe = HealthProbe::new(&bundle, access, &format!("0.0.0.0:{}", good.port()))?;
+        let any = crate::config::any_address(good.port());
+        let probe = HealthProbe::new(&bundle, &access, any)?;
         assert_eq!(
             probe.url_of("/healthz"),
             format!("https://coder.example.internal:{}/healthz", good.port())
@@ -207,7 +197,7 @@ mod tests {
         let other_dir = tmp.path().join("other");
         std::fs::create_dir(&other_dir)?;
         let bad = serve(&theirs, &other_dir).await?;
-        let probe = HealthProbe::new(&bundle, access, &bad.to_string())?;
+        let probe = HealthProbe::new(&bundle, &access, bad)?;
         match probe.check().await {
             Err(HealthError::Request { message, .. }) => {
                 assert!(message.contains("certificate"), "{message}");

@@ -45,7 +45,7 @@ impl MirrorServer {
             .map_err(|e| SuperviseError::Mirror(e.to_string()))?
             .merge(ca_route(layout.ca_bundle()))
             .merge(docs_route(settings.release.docs_dir()));
-        let addr = &settings.config.mirror_listen;
+        let addr = settings.config.mirror_listen;
         let listener = std::net::TcpListener::bind(addr).map_err(|e| {
             SuperviseError::Mirror(format!(
                 "cannot listen on {addr}: {e} (is another process using the port? change \

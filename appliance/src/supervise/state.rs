@@ -4,12 +4,14 @@
 //! `up` that was SIGKILLed leaves its last state behind.
 
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::SuperviseError;
 use super::process::ProcessId;
+use crate::config::DatabaseKind;
 
 /// What a component is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +39,66 @@ impl Phase {
     }
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a component is doing as `status` reports it: the [`Phase`] `up` recorded, unless
+/// the processes say otherwise (a state file left by a killed `up` is not believed).
+/// Serialized as its name: `running`, `starting`, `backoff`, `stopped`, `not running`,
+/// `orphaned`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    /// `up` runs, and this is the phase it recorded (checked against the process).
+    Recorded(Phase),
+    /// Not running: `up` is not running, never ran here, or the process is gone.
+    NotRunning,
+    /// The process runs, but the `up` that started it does not.
+    Orphaned,
+}
+
+impl Observed {
+    /// What a component is doing, given the phase the state file records, its process
+    /// (when it has one) and whether `up` is alive.
+    pub fn of(recorded: Option<Phase>, process: Option<ProcessId>, up_running: bool) -> Observed {
+        let alive = process.map(|p| p.is_alive());
+        match (up_running, recorded, alive) {
+            (false, _, Some(true)) => Observed::Orphaned,
+            (false, _, _) | (true, None, _) => Observed::NotRunning,
+            (true, Some(Phase::Running), Some(false)) => Observed::NotRunning,
+            (true, Some(phase), _) => Observed::Recorded(phase),
+        }
+    }
+
+    /// True only for a running component.
+    pub fn is_running(self) -> bool {
+        self == Observed::Recorded(Phase::Running)
+    }
+
+    /// The name `status` prints and its JSON carries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Observed::Recorded(phase) => phase.as_str(),
+            Observed::NotRunning => "not running",
+            Observed::Orphaned => "orphaned",
+        }
+    }
+}
+
+impl std::fmt::Display for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Observed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
@@ -60,7 +122,7 @@ pub struct State {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostgresState {
     /// `embedded` or `external`.
-    pub mode: String,
+    pub mode: DatabaseKind,
     /// The postmaster's pid (embedded only).
     pub pid: Option<u32>,
     /// The postmaster's start time in clock ticks after boot, to recognise the process.
@@ -79,7 +141,7 @@ pub struct PostgresState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorState {
     /// The listen address (`mirror_listen`).
-    pub address: String,
+    pub address: SocketAddr,
     /// What it is doing.
     pub state: Phase,
     /// How often `up` restarted it.
@@ -107,14 +169,14 @@ pub struct CoderdState {
 
 impl State {
     /// The state of a fresh `up` with nothing started yet.
-    pub fn new(postgres_mode: &str, mirror_address: &str) -> State {
+    pub fn new(postgres_mode: DatabaseKind, mirror_address: SocketAddr) -> State {
         State {
             up_pid: std::process::id(),
             release: None,
             ready: false,
             updated: now_rfc3339(),
             postgres: PostgresState {
-                mode: postgres_mode.to_string(),
+                mode: postgres_mode,
                 pid: None,
                 pid_start: None,
                 port: None,
@@ -123,7 +185,7 @@ impl State {
                 restarts: 0,
             },
             mirror: MirrorState {
-                address: mirror_address.to_string(),
+                address: mirror_address,
                 state: Phase::Stopped,
                 restarts: 0,
             },
@@ -208,7 +270,7 @@ mod tests {
     fn state_round_trips_through_the_file_with_stable_names() -> Result<(), SuperviseError> {
         let tmp = tempfile::tempdir().map_err(SuperviseError::io("tempdir", "/tmp"))?;
         let path = tmp.path().join("state.json");
-        let mut state = State::new("embedded", "0.0.0.0:8444");
+        let mut state = State::new(DatabaseKind::Embedded, ([0, 0, 0, 0], 8444).into());
         state.release = Some("2.24.1-3".into());
         state.postgres.pid = Some(42);
         state.postgres.pid_start = Some(7);
@@ -232,10 +294,64 @@ mod tests {
         })?;
         assert_eq!(json["coderd"]["state"], "backoff");
         assert_eq!(json["postgres"]["mode"], "embedded");
+        assert_eq!(json["postgres"]["state"], "running");
+        assert_eq!(json["mirror"]["address"], "0.0.0.0:8444");
         assert!(
             !tmp.path().join(".state.json.tmp").exists(),
             "temp file renamed"
         );
         Ok(())
+    }
+
+    #[test]
+    fn phases_round_trip_as_their_lowercase_names() {
+        for phase in [
+            Phase::Stopped,
+            Phase::Starting,
+            Phase::Running,
+            Phase::Backoff,
+        ] {
+            let json = serde_json::to_string(&phase).expect("json");
+            assert_eq!(json, format!("\"{}\"", phase.as_str()));
+            assert_eq!(phase.to_string(), phase.as_str());
+            let back: Phase = serde_json::from_str(&json).expect("back");
+            assert_eq!(back, phase);
+        }
+        assert_eq!(Phase::Running.as_str(), "running");
+        assert!(serde_json::from_str::<Phase>("\"Running\"").is_err());
+    }
+
+    #[test]
+    fn a_stale_state_file_is_not_believed() {
+        let me = ProcessId::of(std::process::id());
+        let gone = me.map(|p| ProcessId {
+            start: p.start + 1,
+            ..p
+        });
+        let running = Some(Phase::Running);
+        assert_eq!(Observed::of(running, gone, true).as_str(), "not running");
+        assert_eq!(Observed::of(running, gone, false).as_str(), "not running");
+        assert_eq!(Observed::of(running, me, false).as_str(), "orphaned");
+        assert_eq!(Observed::of(running, me, true).as_str(), "running");
+        assert_eq!(
+            Observed::of(Some(Phase::Backoff), None, true).as_str(),
+            "backoff"
+        );
+        assert_eq!(Observed::of(None, None, true).as_str(), "not running");
+        assert!(Observed::of(running, me, true).is_running());
+        assert!(!Observed::of(Some(Phase::Backoff), None, true).is_running());
+    }
+
+    #[test]
+    fn observed_states_serialize_as_status_names() {
+        let names = [
+            (Observed::Recorded(Phase::Running), "running"),
+            (Observed::NotRunning, "not running"),
+            (Observed::Orphaned, "orphaned"),
+        ];
+        for (observed, name) in names {
+            let json = serde_json::to_string(&observed).expect("json");
+            assert_eq!(json, format!("\"{name}\""));
+        }
     }
 }

@@ -166,7 +166,7 @@ fn elapsed(since: Option<Instant>) -> Duration {
 impl Supervisor {
     /// Nothing started yet; children report on `tx`.
     fn new(layout: Layout, settings: Settings, tx: mpsc::UnboundedSender<Event>) -> Self {
-        let mut state = State::new(settings.postgres_mode(), &settings.config.mirror_listen);
+        let mut state = State::new(settings.database.kind(), settings.config.mirror_listen);
         state.release = Some(settings.release.name.clone());
         state.coderd.version = Some(settings.coderd_version());
         Supervisor {
@@ -247,7 +247,7 @@ impl Supervisor {
         self.save();
         // Only the wait for an external server may be abandoned: an embedded start is
         // let finish (a stop signal waits in the queue), so no postmaster is left behind.
-        let external = self.settings.postgres_mode() == "external";
+        let external = self.settings.database.kind() == crate::config::DatabaseKind::External;
         let db = tokio::select! {
             db = Database::start(&self.settings, &self.layout) => db?,
             name = signals.stop(), if external => {
@@ -275,7 +275,7 @@ impl Supervisor {
         say(&format!(
             "PostgreSQL {} ({}) running{}",
             db.version(&self.settings),
-            self.settings.postgres_mode(),
+            self.settings.database.kind(),
             postmaster.map_or_else(String::new, |p| format!(", pid {}", p.pid))
         ));
         self.db = Some(db);
@@ -297,7 +297,7 @@ impl Supervisor {
         self.mirror = Some(mirror);
         self.mirror_gen = generation;
         self.mirror_since = Some(Instant::now());
-        self.state.mirror.address = self.settings.config.mirror_listen.clone();
+        self.state.mirror.address = self.settings.config.mirror_listen;
         self.state.mirror.state = Phase::Running;
         self.save();
         Ok(())
@@ -334,7 +334,7 @@ impl Supervisor {
         }
         let config = &self.settings.config;
         let probe =
-            match HealthProbe::new(&self.layout.ca_bundle(), &config.access_url, &config.listen) {
+            match HealthProbe::new(&self.layout.ca_bundle(), &config.access_url, config.listen) {
                 Ok(probe) => probe,
                 Err(e) => {
                     say(&format!("cannot probe coderd's health: {e}"));
