@@ -145,7 +145,8 @@ impl Tool {
     }
 
     /// Passes on those of the variables `names` that are set in our environment (read
-    /// when the command is built). Explicit [`Tool::env`] values win.
+    /// when the command is built). Explicit [`Tool::env`] values win. (After
+    /// [`Tool::inherit_whole_env`] every variable passes anyway.)
     pub fn inherit_env<I, S>(mut self, names: I) -> Tool
     where
         I: IntoIterator<Item = S>,
