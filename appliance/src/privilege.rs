@@ -14,8 +14,10 @@ use std::convert::Infallible;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use airgap_tool::{Failure, Tool, ToolError};
 use nix::unistd::{Uid, User};
 
 /// The environment variable that marks a process as already re-executed as the service
@@ -132,7 +134,7 @@ fn create_user(name: &str) -> Result<(), PrivilegeError> {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .unwrap_or("useradd");
-    let out = Command::new(program)
+    let added = Tool::new("useradd", program)
         .args([
             "--system",
             "--no-create-home",
@@ -140,18 +142,18 @@ fn create_user(name: &str) -> Result<(), PrivilegeError> {
             "/usr/sbin/nologin",
         ])
         .args(["--user-group", name])
-        .output()
-        .map_err(|e| err(format!("cannot run useradd: {e}")))?;
-    // Exit 9 = "already exists": another process raced us; the lookup settles it.
-    if out.status.success() || out.status.code() == Some(9) {
-        return Ok(());
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .timeout(Duration::from_secs(60))
+        .run();
+    match added {
+        Ok(()) => Ok(()),
+        // Exit 9 = "already exists": another process raced us; the lookup settles it.
+        Err(ToolError {
+            failure: Failure::Exit { code: 9, .. },
+            ..
+        }) => Ok(()),
+        Err(e) => Err(err(e.to_string())),
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    Err(err(stderr
-        .lines()
-        .next()
-        .unwrap_or("useradd failed")
-        .into()))
 }
 
 /// The uid owning process `pid` (of its `/proc` entry), or `None` when it is gone.
@@ -165,22 +167,24 @@ pub fn process_owner(pid: u32) -> Option<u32> {
 }
 
 /// A command that runs `program args` as `user`: uid/gid switched, the current
-/// environment plus `marker=1`, and `HOME`/`USER`/`LOGNAME` for the user. [`reexec_as`]
-/// execs it; tests spawn it.
+/// environment plus `marker=1`, `HOME`/`USER`/`LOGNAME` for the user, and stdin from
+/// `/dev/null`. [`reexec_as`] execs it (with our stdin); tests spawn it.
 pub fn command_as<I, S>(user: &ServiceUser, program: &Path, args: I, marker: &str) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
+    Tool::new(format!("{} as {}", program.display(), user.name), program)
+        .args(args)
+        // Ourselves again: its configuration may come from any of its own variables.
+        .inherit_whole_env()
         .env(marker, "1")
         .env("HOME", &user.home)
         .env("USER", &user.name)
         .env("LOGNAME", &user.name)
         .gid(user.gid)
-        .uid(user.uid);
-    cmd
+        .uid(user.uid)
+        .command()
 }
 
 /// Replaces this process with the same binary and arguments running as `user`, with
@@ -199,7 +203,9 @@ pub fn reexec_as(user: &ServiceUser, env_marker: &str) -> Result<Infallible, Pri
         user: user.name.clone(),
         source,
     })?;
-    let source = command_as(user, &exe, std::env::args_os().skip(1), env_marker).exec();
+    let source = command_as(user, &exe, std::env::args_os().skip(1), env_marker)
+        .stdin(Stdio::inherit())
+        .exec();
     Err(PrivilegeError::Exec {
         exe,
         user: user.name.clone(),

@@ -115,7 +115,7 @@ pub enum SyncError {
         /// What is wrong.
         message: String,
     },
-    /// A local program (pg_config, terraform version) failed.
+    /// A local program (pg_config, terraform version) printed something unexpected.
     #[error("running {program}: {message}")]
     Program {
         /// The program.
@@ -123,6 +123,9 @@ pub enum SyncError {
         /// What happened.
         message: String,
     },
+    /// A local program (pg_config, terraform version) could not be run or failed.
+    #[error(transparent)]
+    Tool(#[from] airgap_tool::ToolError),
     /// The provider sync failed.
     #[error("providers: {0}")]
     Providers(Box<airgap_mirror::sync::SyncError>),

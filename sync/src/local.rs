@@ -1,28 +1,34 @@
 //! Asking local programs their versions, for artifacts taken with `--*-from`.
 
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
+
+use airgap_tool::Tool;
 
 use super::error::SyncError;
 
-/// Runs `program args…` with a small fixed environment and returns its stdout.
+/// How long a local program may take to print its version.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `program args…` and returns its stdout. Its environment is only a fixed `PATH`
+/// (pg_config and some wrappers are shell scripts) and `CHECKPOINT_DISABLE=1` (Terraform
+/// must not phone home from the connected side either).
 pub fn output(program: &Path, args: &[&str]) -> Result<String, SyncError> {
-    let fail = |message: String| SyncError::Program {
-        program: program.to_path_buf(),
-        message,
-    };
-    let out = Command::new(program)
+    let name = program.file_name().unwrap_or(program.as_os_str());
+    let description = std::iter::once(name.to_string_lossy().into_owned())
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Tool::new(description, program)
         .args(args)
-        .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("CHECKPOINT_DISABLE", "1")
-        .output()
-        .map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(fail(format!("{}: {}", out.status, err.trim())));
-    }
-    String::from_utf8(out.stdout).map_err(|e| fail(e.to_string()))
+        .timeout(TIMEOUT)
+        .output()?;
+    String::from_utf8(out.stdout).map_err(|e| SyncError::Program {
+        program: program.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// `terraform version -json` → `terraform_version`.

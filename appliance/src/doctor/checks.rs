@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use airgap_tool::Tool;
+
 use super::Check;
 use crate::config::Config;
 use crate::env::read_env_file;
@@ -193,16 +195,18 @@ async fn terraform_check(layout: &Layout, vars: &BTreeMap<String, String>) -> Ch
     }
 }
 
+/// `terraform version` of `bin` (only `CHECKPOINT_DISABLE=1` in its environment: it must
+/// not try to phone home); a nonzero exit or no version in its output is an error.
 async fn terraform_version(bin: &Path) -> Result<String, String> {
-    let out = tokio::process::Command::new(bin)
+    let out = Tool::new("terraform version", bin)
         .arg("version")
-        .env_clear()
         .env("CHECKPOINT_DISABLE", "1")
-        .output()
+        .timeout(std::time::Duration::from_secs(30))
+        .output_async()
         .await
-        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
+        .map_err(|e| e.to_string())?;
+    out.stdout_lossy()
+        .split_whitespace()
         .find_map(|w| w.strip_prefix('v'))
         .map(str::to_string)
         .ok_or_else(|| format!("{} printed no version", bin.display()))
@@ -540,6 +544,49 @@ mod tests {
             .expect("ai");
         assert!(ai.ok && ai.warning, "{ai:?}");
         assert!(ai.line().starts_with("warn "), "{}", ai.line());
+    }
+
+    /// A layout whose bundled `terraform` is `script`, and coderd's PATH finding it.
+    fn fake_terraform(
+        root: &Path,
+        script: &str,
+    ) -> std::io::Result<(Layout, BTreeMap<String, String>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let layout = Layout::new(root);
+        let bin = layout.current_bin();
+        std::fs::create_dir_all(&bin)?;
+        let terraform = bin.join("terraform");
+        std::fs::write(&terraform, format!("#!/bin/sh\n{script}\n"))?;
+        std::fs::set_permissions(&terraform, std::fs::Permissions::from_mode(0o755))?;
+        let vars = BTreeMap::from([("PATH".to_string(), bin.display().to_string())]);
+        Ok((layout, vars))
+    }
+
+    #[tokio::test]
+    async fn a_failing_terraform_version_fails_the_check() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        // It prints a version, but exits 1: the check must not believe the version.
+        let script = "echo 'Terraform v1.5.7'; echo 'Error: plugin cache broken' >&2; exit 1";
+        let (layout, vars) = fake_terraform(dir.path(), script)?;
+        let check = terraform_check(&layout, &vars).await;
+        assert!(!check.ok, "{check:?}");
+        assert!(
+            check
+                .detail
+                .contains("exited with status 1: Error: plugin cache broken"),
+            "{check:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_working_terraform_version_is_read() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (layout, vars) = fake_terraform(dir.path(), "echo 'Terraform v1.5.7'")?;
+        let check = terraform_check(&layout, &vars).await;
+        assert!(check.ok, "{check:?}");
+        assert!(check.detail.contains("1.5.7"), "{check:?}");
+        Ok(())
     }
 
     #[test]

@@ -9,9 +9,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use airgap_tool::Tool;
 use sha2::{Digest, Sha256};
 
-use super::error::one_line;
 use super::{PgError, Result, SecretUrl, Tree};
 
 /// A dump file, as written or restored.
@@ -34,14 +34,14 @@ pub async fn dump(tree: &Tree, url: &SecretUrl, out: &Path) -> Result<DumpInfo> 
         reason: format!("dump target {} has no file name", out.display()),
     })?;
     let tmp = out.with_file_name(format!(".{}.partial", name.to_string_lossy()));
-    let mut cmd = tool(tree, "pg_dump", &password);
-    cmd.args(["--format=custom", "--no-password", "--file"])
+    let cmd = tool(tree, "pg_dump", &password)
+        .args(["--format=custom", "--no-password", "--file"])
         .arg(&tmp)
         .arg("--dbname")
         .arg(&conninfo);
-    if let Err(e) = run(cmd, "pg_dump").await {
+    if let Err(e) = cmd.run_async().await {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+        return Err(e.into());
     }
     let info = blocking(move_into_place(tmp, out.to_path_buf())).await?;
     Ok(info)
@@ -54,45 +54,30 @@ pub async fn restore(tree: &Tree, url: &SecretUrl, file: &Path) -> Result<DumpIn
     let (conninfo, password) = split_password(url)?;
     let path = file.to_path_buf();
     let info = blocking(move || hash_file(&path)).await?;
-    let mut cmd = tool(tree, "pg_restore", &password);
-    cmd.args([
-        "--clean",
-        "--if-exists",
-        "--no-owner",
-        "--single-transaction",
-        "--no-password",
-        "--dbname",
-    ])
-    .arg(&conninfo)
-    .arg(file);
-    run(cmd, "pg_restore").await?;
+    let cmd = tool(tree, "pg_restore", &password)
+        .args([
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--single-transaction",
+            "--no-password",
+            "--dbname",
+        ])
+        .arg(&conninfo)
+        .arg(file);
+    cmd.run_async().await?;
     Ok(info)
 }
 
-/// A command for one of the tree's tools with nothing but PATH and PGPASSWORD.
-fn tool(tree: &Tree, name: &str, password: &Option<String>) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(tree.bin(name));
+/// One of the tree's tools with nothing but PATH and PGPASSWORD in its environment, and
+/// no deadline (a dump or restore takes as long as the database is large).
+fn tool(tree: &Tree, name: &str, password: &Option<String>) -> Tool {
     let path = format!("{}:/usr/bin:/bin", tree.bin_dir().display());
-    cmd.env_clear().env("PATH", path);
-    if let Some(pw) = password {
-        cmd.env("PGPASSWORD", pw);
+    let tool = Tool::new(name, tree.bin(name)).env("PATH", path);
+    match password {
+        Some(pw) => tool.env("PGPASSWORD", pw),
+        None => tool,
     }
-    cmd.stdin(std::process::Stdio::null());
-    cmd
-}
-
-async fn run(mut cmd: tokio::process::Command, name: &str) -> Result<()> {
-    let out = cmd
-        .output()
-        .await
-        .map_err(|e| PgError::io("cannot run", name, e))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(PgError::Tool {
-        tool: name.into(),
-        message: one_line(&String::from_utf8_lossy(&out.stderr)),
-    })
 }
 
 /// Runs blocking file work off the async threads.

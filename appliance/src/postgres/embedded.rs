@@ -13,6 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use airgap_tool::Tool;
 use postgresql_embedded::{PostgreSQL, Settings, VersionReq};
 use sqlx::Connection;
 
@@ -262,14 +263,15 @@ impl Drop for Embedded {
             return;
         }
         tracing::warn!("stopping PostgreSQL on drop");
-        let status = std::process::Command::new(self.settings.tree.bin("pg_ctl"))
+        // pg_ctl needs nothing from the environment with -D; its own -w wait gives up
+        // after 60 s, the deadline is a backstop.
+        let stopped = Tool::new("pg_ctl stop", self.settings.tree.bin("pg_ctl"))
             .args(["stop", "-m", "fast", "-w", "-D"])
             .arg(&self.settings.data_dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        if let Err(e) = status {
-            tracing::warn!("pg_ctl stop failed: {e}");
+            .timeout(Duration::from_secs(90))
+            .run();
+        if let Err(e) = stopped {
+            tracing::warn!("{e}");
         }
     }
 }

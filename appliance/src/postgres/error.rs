@@ -147,6 +147,16 @@ impl PgError {
     }
 }
 
+impl From<airgap_tool::ToolError> for PgError {
+    /// A [`PgError::Tool`] named by the tool's description (its message says what failed).
+    fn from(e: airgap_tool::ToolError) -> Self {
+        PgError::Tool {
+            tool: e.description,
+            message: e.failure.to_string(),
+        }
+    }
+}
+
 impl From<sqlx::Error> for PgError {
     fn from(e: sqlx::Error) -> Self {
         PgError::Sql(one_line(&e.to_string()))

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use airgap_tool::Tool;
+
 use super::{PgError, Result};
 
 /// The programs the appliance runs from the tree; [`Tree::from_bindir`] checks them all.
@@ -65,23 +67,17 @@ impl Tree {
         self.bin_dir.join(name)
     }
 
-    /// The tree's PostgreSQL version, e.g. `15.14`, from `postgres --version`.
+    /// The tree's PostgreSQL version, e.g. `15.14`, from `postgres --version` (run with an
+    /// empty environment).
     pub async fn version(&self) -> Result<String> {
-        let program = self.bin("postgres");
-        let out = tokio::process::Command::new(&program)
+        const WHAT: &str = "postgres --version";
+        let out = Tool::new(WHAT, self.bin("postgres"))
             .arg("--version")
-            .env_clear()
-            .output()
-            .await
-            .map_err(|e| PgError::io("cannot run", &program, e))?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            return Err(PgError::tool(
-                "postgres --version",
-                &String::from_utf8_lossy(&out.stderr),
-            ));
-        }
-        parse_version(&text).ok_or_else(|| PgError::tool("postgres --version", &text))
+            .timeout(std::time::Duration::from_secs(30))
+            .output_async()
+            .await?;
+        let text = out.stdout_lossy();
+        parse_version(&text).ok_or_else(|| PgError::tool(WHAT, &text))
     }
 
     /// The tree's major version (15 for `15.14`).

@@ -3,9 +3,9 @@
 //! a stop reaches the Terraform processes it started, its output going to `up`'s own
 //! stdout and stderr (the journal, under systemd).
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use airgap_tool::Tool;
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
@@ -36,15 +36,16 @@ impl Coderd {
     ) -> Result<Coderd, SuperviseError> {
         mark_started(layout, &settings.release.name)?;
         let bin = settings.release.coder_bin();
-        let mut child = tokio::process::Command::new(&bin)
+        // Exactly coderd.env's variables; stdin closed. `up` manages its lifetime itself,
+        // so no deadline: it only takes the configured command.
+        let mut child = Tool::new("coderd", &bin)
             .arg("server")
             // Settings whose env form is unsafe (see appliance::posture::FLAGS).
             .args(crate::posture::server_args())
-            .env_clear()
             .envs(settings.env.iter().map(|(k, v)| (k, v)))
             .current_dir(layout.root())
+            .tokio_command()
             .process_group(0)
-            .stdin(Stdio::null())
             .spawn()
             .map_err(|source| SuperviseError::Spawn {
                 path: bin.clone(),
