@@ -207,7 +207,7 @@ impl Launcher for Real {
 }
 
 impl HealthCheck for HealthProbe {
-    fn check(&self) -> impl Future<Output = Result<(), String>> + Send {
-        async move { HealthProbe::check(self).await.map_err(|e| e.to_string()) }
+    async fn check(&self) -> Result<(), String> {
+        HealthProbe::check(self).await.map_err(|e| e.to_string())
     }
 }

@@ -1,6 +1,7 @@
 //! The supervisor's restart policy with fake children and a paused clock: restarts after
 //! growing, capped delays; the delay starting over after a healthy minute; reloads that
-//! are not crashes; shutdown in reverse order; stale exit reports ignored (generations).
+//! are not crashes; shutdown in reverse order; stale exit reports ignored (generations);
+//! coderd stopped with a dead database and started after it.
 //!
 //! The fakes record what the supervisor asked of them, with the (virtual) time, on a
 //! channel the test reads; the test plays the children's side (a crash, a late exit
@@ -45,6 +46,8 @@ struct World {
     hold_exits: bool,
     /// The release `ROOT/current` points at.
     release: String,
+    /// Whether the database died (a start brings up a new one).
+    db_down: bool,
 }
 
 /// The fake launcher.
@@ -72,9 +75,9 @@ struct FakeCoderd(u32);
 struct FakeProbe(Arc<Mutex<World>>);
 
 impl HealthCheck for FakeProbe {
-    fn check(&self) -> impl std::future::Future<Output = Result<(), String>> + Send {
+    async fn check(&self) -> Result<(), String> {
         let healthy = lock(&self.0).healthy;
-        async move { healthy.then_some(()).ok_or_else(|| "not yet".to_string()) }
+        healthy.then_some(()).ok_or_else(|| "not yet".to_string())
     }
 }
 
@@ -99,6 +102,7 @@ impl Launcher for Fake {
     }
 
     async fn start_db(&self) -> Result<Started<FakeDb>, SuperviseError> {
+        lock(&self.world).db_down = false;
         self.did(Did::StartDb);
         Ok(Started {
             child: FakeDb,
@@ -111,7 +115,7 @@ impl Launcher for Fake {
     }
 
     fn db_running(&self, _: &FakeDb) -> bool {
-        true
+        !lock(&self.world).db_down
     }
 
     async fn stop_db(&self, _: FakeDb) -> Result<(), SuperviseError> {
@@ -419,6 +423,28 @@ async fn the_late_exit_of_a_coderd_up_stopped_is_not_a_crash() {
         // coderd 2's own exit is a crash.
         assert_delay(h.crash(2).await, 1);
         assert_eq!(h.state().coderd.restarts, 1);
+        h.shut_down();
+        h
+    };
+    let (result, _h) = tokio::join!(sup, test);
+    result.expect("supervisor");
+}
+
+#[tokio::test(start_paused = true)]
+async fn coderd_stops_with_a_dead_database_and_starts_after_it() {
+    let (mut h, sup) = Harness::new();
+    let test = async move {
+        h.started().await;
+        lock(&h.world).db_down = true;
+        let died = Instant::now();
+        let noticed = h.expect(&[Did::StopCoderd(1)]).await;
+        assert!(noticed - died <= Duration::from_millis(510), "noticed late");
+        let back = h.expect(&[Did::StartDb, Did::StartCoderd(2)]).await;
+        assert_delay(back - noticed, 1);
+        let state = h.state();
+        assert_eq!(state.postgres.restarts, 1);
+        assert_eq!(state.postgres.state, Phase::Running);
+        assert_eq!(state.coderd.state, Phase::Running);
         h.shut_down();
         h
     };
