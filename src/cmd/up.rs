@@ -44,6 +44,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return airgap_appliance::supervise::prepare_as_root(&layout, &user);
     }
     let layout = super::as_service_user(&args.root)?;
-    airgap_appliance::runtime::block_on(airgap_appliance::supervise::run(layout))??;
-    Ok(())
+    airgap_appliance::runtime::block_on(supervise(layout))?
+}
+
+/// Installs the signal handlers (before anything starts, so none is lost) and runs the
+/// supervisor: SIGTERM and SIGINT stop it, every SIGHUP reloads it.
+async fn supervise(layout: airgap_appliance::layout::Layout) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use tokio::signal::unix::{signal, SignalKind};
+    let handler = |kind| signal(kind).context("cannot install signal handlers");
+    let (mut term, mut int, mut hup) = (
+        handler(SignalKind::terminate())?,
+        handler(SignalKind::interrupt())?,
+        handler(SignalKind::hangup())?,
+    );
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    };
+    // One pending reload is enough: SIGHUPs that arrive meanwhile ask for the same.
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
+    let forward = tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let _ = reload.try_send("SIGHUP");
+        }
+    });
+    let result = airgap_appliance::supervise::run(layout, shutdown, reloads).await;
+    forward.abort();
+    Ok(result?)
 }

@@ -10,5 +10,6 @@ pub mod pgpkey;
 pub mod pki;
 pub mod registry;
 pub mod releases;
+pub mod root;
 pub mod server;
 pub mod tools;

@@ -156,11 +156,9 @@ fn hashes_in(text: &str) -> BTreeSet<String> {
 }
 
 #[test]
+#[ignore = "needs root: network namespaces (ip netns)"]
 fn the_disconnected_journey_runs_with_loopback_only() {
-    if !nix_is_root() {
-        eprintln!("\n\n*** SKIPPED the air-gap proof: it needs root (network namespaces). CI runs it as root. ***\n");
-        return;
-    }
+    airgap_testkit::root::require_root();
     let (v1, key) = bundle("1.0.0", 1);
     let netns = Netns::create();
     let mut site = Site::new();
@@ -294,16 +292,4 @@ fn the_disconnected_journey_runs_with_loopback_only() {
             outside.join("\n")
         );
     }
-}
-
-fn nix_is_root() -> bool {
-    // The effective uid, from /proc (the tests do not link nix).
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }

@@ -482,11 +482,9 @@ fn coder_password(pg: &Embedded) -> Result<String> {
 }
 
 #[tokio::test]
+#[ignore = "needs root: asserts that the embedded Postgres refuses to start as root"]
 async fn root_refusal() -> TestResult {
-    if !privilege::is_root() {
-        println!("skipped: not root");
-        return Ok(());
-    }
+    airgap_testkit::root::require_root();
     let dir = work_dir()?;
     match Embedded::start(settings(dir.path())?).await {
         Err(e @ PgError::RunningAsRoot) => {

@@ -68,9 +68,6 @@ pub enum SuperviseError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Signal handlers could not be installed.
-    #[error("cannot install signal handlers: {0}")]
-    Signals(std::io::Error),
 }
 
 impl SuperviseError {

@@ -3,12 +3,14 @@
 //! [`run`] holds the appliance root's single-instance lock ([`running_up`] finds the
 //! holder), starts Postgres (embedded, or checks the external server), the provider
 //! mirror and `coder server`, restarts whichever dies with backoff, renews the TLS
-//! certificates before they expire, reloads on SIGHUP and stops everything in reverse
-//! order on SIGTERM. Its progress goes to stderr one line at a time (the journal, under
-//! systemd) and to the state file ([`state::State`]); coderd's own output is inherited.
+//! certificates before they expire, reloads when the caller asks (`up` on SIGHUP) and stops
+//! everything in reverse order when the caller asks (`up` on SIGTERM or SIGINT). Its
+//! progress goes to stderr one line at a time (the journal, under systemd) and to the
+//! state file ([`state::State`]); coderd's own output is inherited.
 
 mod backoff;
 pub mod certificates;
+mod children;
 mod coderd;
 mod database;
 mod error;
@@ -19,8 +21,11 @@ pub mod posture;
 mod process;
 mod renew;
 mod settings;
+mod slot;
 pub mod state;
 mod supervisor;
+#[cfg(test)]
+mod tests;
 
 pub use lock::running_up;
 pub use process::ProcessId;

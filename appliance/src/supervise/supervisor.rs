@@ -1,35 +1,34 @@
 //! The supervisor loop: start Postgres, the mirror and coderd in that order, then react to
 //! events (a child exited, a restart delay ran out, a health probe answered, a renewal is
-//! due, a signal arrived) until SIGTERM, and stop them in the reverse order.
+//! due, the caller asked for a reload) until the caller asks it to stop, and stop them in
+//! the reverse order.
 //!
-//! Children report through one channel, each report tagged with the generation of the
-//! child it is about, so the exit of a coderd that `up` itself stopped (reload, renewal,
-//! shutdown) is never mistaken for a crash.
+//! The caller owns the signals: `up` maps SIGTERM and SIGINT onto the shutdown future and
+//! SIGHUP onto the reload channel, and tests drive both directly. Children report through
+//! one channel, each report tagged with the generation of the child it is about, so the
+//! exit of a coderd that `up` itself stopped (reload, renewal, shutdown) is never mistaken
+//! for a crash.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
-use super::coderd::Coderd;
-use super::database::Database;
+use super::children::{HealthCheck, Launcher, Plan, Real, Started, CODERD_GRACE};
 use super::error::SuperviseError;
-use super::health::HealthProbe;
 use super::lock::UpLock;
-use super::mirror::MirrorServer;
 use super::process;
 use super::renew;
 use super::say;
-use super::settings::Settings;
+use super::slot::Slot;
 use super::state::{Phase, State};
+use crate::config::{DatabaseKind, PostgresMode};
 use crate::layout::Layout;
 
-/// How long coderd gets to stop after SIGTERM before SIGKILL.
-const CODERD_GRACE: Duration = Duration::from_secs(15);
-/// How often the embedded postmaster is checked.
+/// How often the database is checked.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
 /// Probe interval while coderd is not (yet) healthy, and once it is.
 const PROBE_UNHEALTHY: Duration = Duration::from_millis(500);
@@ -52,31 +51,20 @@ enum Event {
     },
 }
 
-/// What a signal asks for.
+/// What the caller asks for, named by what asked (`SIGTERM`, `SIGHUP`).
 enum Request {
     Stop(&'static str),
-    Reload,
+    Reload(&'static str),
 }
 
-/// SIGTERM, SIGINT and SIGHUP, registered before anything starts so none is lost.
-struct Signals {
-    term: Signal,
-    int: Signal,
-    hup: Signal,
+/// The caller's stop and reload requests.
+struct Requests<S> {
+    shutdown: Pin<Box<S>>,
+    reload: mpsc::Receiver<&'static str>,
 }
 
-impl Signals {
-    /// Registers the three handlers.
-    fn new() -> Result<Signals, SuperviseError> {
-        let make = |kind| signal(kind).map_err(SuperviseError::Signals);
-        Ok(Signals {
-            term: make(SignalKind::terminate())?,
-            int: make(SignalKind::interrupt())?,
-            hup: make(SignalKind::hangup())?,
-        })
-    }
-
-    /// The next stop signal's name (a SIGHUP meanwhile is dropped: nothing to reload yet).
+impl<S: Future<Output = &'static str>> Requests<S> {
+    /// The next stop request's name (reloads meanwhile are dropped: nothing to reload yet).
     async fn stop(&mut self) -> &'static str {
         loop {
             if let Request::Stop(name) = self.recv().await {
@@ -85,29 +73,48 @@ impl Signals {
         }
     }
 
-    /// The next signal.
+    /// The next request. A closed reload channel leaves only the shutdown.
     async fn recv(&mut self) -> Request {
         tokio::select! {
-            _ = self.term.recv() => Request::Stop("SIGTERM"),
-            _ = self.int.recv() => Request::Stop("SIGINT"),
-            _ = self.hup.recv() => Request::Reload,
+            name = &mut self.shutdown => Request::Stop(name),
+            Some(name) = self.reload.recv() => Request::Reload(name),
         }
     }
 }
 
-/// Runs the appliance of `layout` until SIGTERM or SIGINT (then returns `Ok`), or until it
-/// cannot start (then stops what it started and returns the error).
-pub async fn run(layout: Layout) -> Result<(), SuperviseError> {
+/// Runs the appliance of `layout` until `shutdown` resolves (to the name of what asked,
+/// e.g. `SIGTERM`; then it stops everything and returns `Ok`), or until it cannot start
+/// (then it stops what it started and returns the error). Every message on `reload` (the
+/// name of what asked, e.g. `SIGHUP`) re-reads the settings and the current release and
+/// restarts the mirror and coderd on them.
+pub async fn run(
+    layout: Layout,
+    shutdown: impl Future<Output = &'static str>,
+    reload: mpsc::Receiver<&'static str>,
+) -> Result<(), SuperviseError> {
     let _lock = UpLock::acquire(&layout)?;
-    let mut signals = Signals::new()?;
-    let settings = Settings::load(&layout)?;
+    let launcher = Real::new(layout.clone())?;
+    run_with(layout, launcher, shutdown, reload).await
+}
+
+/// [`run`] with the children `launcher` starts (the lock is the caller's).
+pub(super) async fn run_with<L: Launcher>(
+    layout: Layout,
+    launcher: L,
+    shutdown: impl Future<Output = &'static str>,
+    reload: mpsc::Receiver<&'static str>,
+) -> Result<(), SuperviseError> {
+    let mut requests = Requests {
+        shutdown: Box::pin(shutdown),
+        reload,
+    };
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut sup = Supervisor::new(layout, settings, tx);
+    let mut sup = Supervisor::new(layout, launcher, tx);
     sup.stop_leftovers().await;
     sup.renew_certificates().await;
-    let started = sup.start_all(&mut signals).await;
+    let started = sup.start_all(&mut requests).await;
     let result = match started {
-        Ok(true) => sup.event_loop(&mut signals, &mut rx).await,
+        Ok(true) => sup.event_loop(&mut requests, &mut rx).await,
         Ok(false) => Ok(()),
         Err(e) => Err(e),
     };
@@ -116,38 +123,18 @@ pub async fn run(layout: Layout) -> Result<(), SuperviseError> {
 }
 
 /// The supervisor's whole state.
-struct Supervisor {
+struct Supervisor<L: Launcher> {
     layout: Layout,
-    settings: Settings,
+    launcher: L,
+    plan: Plan,
     state: State,
     tx: mpsc::UnboundedSender<Event>,
-    db: Option<Database>,
-    mirror: Option<MirrorServer>,
-    coderd: Option<Coderd>,
-    /// Generation of the current coderd and mirror (reports of older ones are ignored).
-    coderd_gen: u64,
-    mirror_gen: u64,
+    db: Slot<L::Db>,
+    mirror: Slot<L::Mirror>,
+    coderd: Slot<L::Coderd>,
+    /// The last generation number handed out.
     next_gen: u64,
-    backoff: Backoffs,
-    /// When to (re)start each child, if one is pending.
-    db_at: Option<Instant>,
-    mirror_at: Option<Instant>,
-    coderd_at: Option<Instant>,
-    /// Since when each child has run (healthy, for coderd).
-    db_since: Option<Instant>,
-    mirror_since: Option<Instant>,
-    coderd_healthy_since: Option<Instant>,
-    /// When the current coderd was started: older probe answers are about another one.
-    coderd_started: Instant,
     health: Option<JoinHandle<()>>,
-}
-
-/// One restart delay per child.
-#[derive(Default)]
-struct Backoffs {
-    db: Backoff,
-    mirror: Backoff,
-    coderd: Backoff,
 }
 
 /// `deadline`, or never.
@@ -158,42 +145,38 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Time since `since`, zero when it never happened.
-fn elapsed(since: Option<Instant>) -> Duration {
-    since.map_or(Duration::ZERO, |s| s.elapsed())
-}
-
-impl Supervisor {
+impl<L: Launcher> Supervisor<L> {
     /// Nothing started yet; children report on `tx`.
-    fn new(layout: Layout, settings: Settings, tx: mpsc::UnboundedSender<Event>) -> Self {
-        let mut state = State::new(settings.database.kind(), settings.config.mirror_listen);
-        state.release = Some(settings.release.name.clone());
-        state.coderd.version = Some(settings.coderd_version());
+    fn new(layout: Layout, launcher: L, tx: mpsc::UnboundedSender<Event>) -> Self {
+        let plan = launcher.plan();
+        let mut state = State::new(plan.postgres.kind(), plan.mirror_listen);
+        state.release = Some(plan.release.clone());
+        state.coderd.version = Some(plan.coderd_version.clone());
         Supervisor {
             layout,
-            settings,
+            launcher,
+            plan,
             state,
             tx,
-            db: None,
-            mirror: None,
-            coderd: None,
-            coderd_gen: 0,
-            mirror_gen: 0,
+            db: Slot::default(),
+            mirror: Slot::default(),
+            coderd: Slot::default(),
             next_gen: 0,
-            backoff: Backoffs::default(),
-            db_at: None,
-            mirror_at: None,
-            coderd_at: None,
-            db_since: None,
-            mirror_since: None,
-            coderd_healthy_since: None,
-            coderd_started: Instant::now(),
             health: None,
         }
     }
 
-    /// Writes the state file; a failure is reported, not fatal.
+    /// Writes the state file (each component's phase, restarts and process from its
+    /// slot); a failure is reported, not fatal.
     fn save(&mut self) {
+        let s = &mut self.state;
+        (s.postgres.state, s.postgres.restarts) = (self.db.phase, self.db.restarts);
+        s.postgres.pid = self.db.process.map(|p| p.pid);
+        s.postgres.pid_start = self.db.process.map(|p| p.start);
+        (s.mirror.state, s.mirror.restarts) = (self.mirror.phase, self.mirror.restarts);
+        (s.coderd.state, s.coderd.restarts) = (self.coderd.phase, self.coderd.restarts);
+        s.coderd.pid = self.coderd.process.map(|p| p.pid);
+        s.coderd.pid_start = self.coderd.process.map(|p| p.start);
         if let Err(e) = self.state.write(&self.layout.state_file()) {
             say(&format!("cannot record state: {e}"));
         }
@@ -222,16 +205,10 @@ impl Supervisor {
 
     /// Renews the coderd and mirror certificates when due; true if any was renewed.
     async fn renew_certificates(&mut self) -> bool {
-        let (layout, ca_dir) = (self.layout.clone(), self.settings.config.ca_dir.clone());
-        let outcome = tokio::task::spawn_blocking(move || renew::renew_due(&layout, &ca_dir)).await;
-        match outcome {
-            Ok(Ok(lines)) => {
+        match self.launcher.renew().await {
+            Ok(lines) => {
                 lines.iter().for_each(|line| say(line));
                 !lines.is_empty()
-            }
-            Ok(Err(e)) => {
-                say(&format!("certificate renewal failed: {e}"));
-                false
             }
             Err(e) => {
                 say(&format!("certificate renewal failed: {e}"));
@@ -240,17 +217,20 @@ impl Supervisor {
         }
     }
 
-    /// Database, mirror, coderd. `Ok(false)`: a stop signal came while waiting for an
+    /// Database, mirror, coderd. `Ok(false)`: a stop request came while waiting for an
     /// external database.
-    async fn start_all(&mut self, signals: &mut Signals) -> Result<bool, SuperviseError> {
-        self.state.postgres.state = Phase::Starting;
+    async fn start_all<S: Future<Output = &'static str>>(
+        &mut self,
+        requests: &mut Requests<S>,
+    ) -> Result<bool, SuperviseError> {
+        self.db.phase = Phase::Starting;
         self.save();
         // Only the wait for an external server may be abandoned: an embedded start is
-        // let finish (a stop signal waits in the queue), so no postmaster is left behind.
-        let external = self.settings.database.kind() == crate::config::DatabaseKind::External;
+        // let finish (a stop request waits), so no postmaster is left behind.
+        let external = self.plan.postgres.kind() == DatabaseKind::External;
         let db = tokio::select! {
-            db = Database::start(&self.settings, &self.layout) => db?,
-            name = signals.stop(), if external => {
+            db = self.launcher.start_db() => db?,
+            name = requests.stop(), if external => {
                 say(&format!("{name} while waiting for PostgreSQL: stopping"));
                 return Ok(false);
             }
@@ -263,23 +243,21 @@ impl Supervisor {
     }
 
     /// Records a database that just started.
-    fn db_running(&mut self, db: Database) {
-        let postmaster = db.postmaster();
-        self.state.postgres.pid = postmaster.map(|p| p.pid);
-        self.state.postgres.pid_start = postmaster.map(|p| p.start);
-        self.state.postgres.version = Some(db.version(&self.settings));
-        if let crate::config::PostgresMode::Embedded { port } = self.settings.config.postgres {
+    fn db_running(&mut self, db: Started<L::Db>) {
+        let version = self.launcher.db_version(&db.child);
+        self.state.postgres.version = Some(version.clone());
+        if let PostgresMode::Embedded { port } = self.plan.postgres {
             self.state.postgres.port = Some(port);
         }
-        self.state.postgres.state = Phase::Running;
         say(&format!(
-            "PostgreSQL {} ({}) running{}",
-            db.version(&self.settings),
-            self.settings.database.kind(),
-            postmaster.map_or_else(String::new, |p| format!(", pid {}", p.pid))
+            "PostgreSQL {version} ({}) running{}",
+            self.plan.postgres.kind(),
+            db.process
+                .map_or_else(String::new, |p| format!(", pid {}", p.pid))
         ));
-        self.db = Some(db);
-        self.db_since = Some(Instant::now());
+        let generation = self.generation();
+        self.db.started(db.child, db.process, generation);
+        self.db.well_since = Some(Instant::now());
         self.save();
     }
 
@@ -288,17 +266,10 @@ impl Supervisor {
         let generation = self.generation();
         let tx = self.tx.clone();
         let on_exit = move |error| drop(tx.send(Event::MirrorStopped { generation, error }));
-        let mirror = MirrorServer::start(&self.layout, &self.settings, on_exit)?;
-        say(&format!(
-            "provider mirror serving {} on https://{}",
-            self.settings.release.providers_dir().display(),
-            self.settings.config.mirror_listen
-        ));
-        self.mirror = Some(mirror);
-        self.mirror_gen = generation;
-        self.mirror_since = Some(Instant::now());
-        self.state.mirror.address = self.settings.config.mirror_listen;
-        self.state.mirror.state = Phase::Running;
+        let mirror = self.launcher.start_mirror(on_exit)?;
+        self.mirror.started(mirror, None, generation);
+        self.mirror.well_since = Some(Instant::now());
+        self.state.mirror.address = self.plan.mirror_listen;
         self.save();
         Ok(())
     }
@@ -308,44 +279,38 @@ impl Supervisor {
         let generation = self.generation();
         let tx = self.tx.clone();
         let on_exit = move |how| drop(tx.send(Event::CoderdExited { generation, how }));
-        let coderd = Coderd::spawn(&self.layout, &self.settings, on_exit)?;
+        let coderd = self.launcher.start_coderd(on_exit)?;
         say(&format!(
             "coderd {} of release {} started (pid {})",
-            self.settings.coderd_version(),
-            self.settings.release.name,
-            coderd.process.pid
+            self.plan.coderd_version,
+            self.plan.release,
+            coderd.process.map_or(0, |p| p.pid)
         ));
-        self.state.coderd.pid = Some(coderd.process.pid);
-        self.state.coderd.pid_start = Some(coderd.process.start);
-        self.state.coderd.state = Phase::Running;
+        self.coderd
+            .started(coderd.child, coderd.process, generation);
+        self.coderd.well_since = None;
         self.state.coderd.healthy = false;
-        self.coderd = Some(coderd);
-        self.coderd_gen = generation;
-        self.coderd_started = Instant::now();
-        self.coderd_healthy_since = None;
         self.save();
         Ok(())
     }
 
-    /// Starts the loop that probes coderd's `/healthz` (replacing an earlier one).
+    /// Starts the loop that probes coderd's health (replacing an earlier one).
     fn spawn_health_probe(&mut self) {
         if let Some(old) = self.health.take() {
             old.abort();
         }
-        let config = &self.settings.config;
-        let probe =
-            match HealthProbe::new(&self.layout.ca_bundle(), &config.access_url, config.listen) {
-                Ok(probe) => probe,
-                Err(e) => {
-                    say(&format!("cannot probe coderd's health: {e}"));
-                    return;
-                }
-            };
+        let probe = match self.launcher.probe() {
+            Ok(probe) => probe,
+            Err(e) => {
+                say(&format!("cannot probe coderd's health: {e}"));
+                return;
+            }
+        };
         let tx = self.tx.clone();
         self.health = Some(tokio::spawn(async move {
             loop {
                 let sent = Instant::now();
-                let result = probe.check().await.map_err(|e| e.to_string());
+                let result = probe.check().await;
                 let pause = if result.is_ok() {
                     PROBE_HEALTHY
                 } else {
@@ -359,10 +324,10 @@ impl Supervisor {
         }));
     }
 
-    /// Reacts to events until a stop signal.
-    async fn event_loop(
+    /// Reacts to events until a stop request.
+    async fn event_loop<S: Future<Output = &'static str>>(
         &mut self,
-        signals: &mut Signals,
+        requests: &mut Requests<S>,
         rx: &mut mpsc::UnboundedReceiver<Event>,
     ) -> Result<(), SuperviseError> {
         let mut watch = tokio::time::interval(WATCH_EVERY);
@@ -370,12 +335,12 @@ impl Supervisor {
         let mut renewal = tokio::time::interval_at(Instant::now() + period, period);
         loop {
             tokio::select! {
-                request = signals.recv() => match request {
+                request = requests.recv() => match request {
                     Request::Stop(name) => {
                         say(&format!("{name}: stopping coderd, then the mirror, then PostgreSQL"));
                         return Ok(());
                     }
-                    Request::Reload => self.reload().await,
+                    Request::Reload(name) => self.reload(name).await,
                 },
                 Some(event) = rx.recv() => self.on_event(event),
                 _ = watch.tick() => self.watch_db().await,
@@ -386,13 +351,13 @@ impl Supervisor {
                         self.restart_coderd().await;
                     }
                 }
-                _ = sleep_until(self.db_at) => self.restart_db().await,
-                _ = sleep_until(self.mirror_at) => {
-                    self.mirror_at = None;
+                _ = sleep_until(self.db.restart_at) => self.restart_db().await,
+                _ = sleep_until(self.mirror.restart_at) => {
+                    self.mirror.restart_at = None;
                     self.try_start_mirror(true);
                 }
-                _ = sleep_until(self.coderd_at) => {
-                    self.coderd_at = None;
+                _ = sleep_until(self.coderd.restart_at) => {
+                    self.coderd.restart_at = None;
                     self.try_start_coderd(true);
                 }
             }
@@ -402,10 +367,10 @@ impl Supervisor {
     /// Dispatches a report; those about an earlier generation are dropped.
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::CoderdExited { generation, how } if generation == self.coderd_gen => {
+            Event::CoderdExited { generation, how } if generation == self.coderd.generation => {
                 self.coderd_exited(how);
             }
-            Event::MirrorStopped { generation, error } if generation == self.mirror_gen => {
+            Event::MirrorStopped { generation, error } if generation == self.mirror.generation => {
                 self.mirror_stopped(error);
             }
             Event::Health { sent, result } => self.health_report(sent, result),
@@ -416,52 +381,43 @@ impl Supervisor {
 
     /// coderd died on its own: record how and schedule a restart after the backoff.
     fn coderd_exited(&mut self, how: String) {
-        if self.coderd.take().is_none() {
+        if self.coderd.child.is_none() {
             return;
         }
-        let delay = self
-            .backoff
-            .coderd
-            .after_exit(elapsed(self.coderd_healthy_since));
+        let delay = self.coderd.schedule_restart();
         say(&format!(
             "coderd exited unexpectedly ({how}); restarting in {} s",
             delay.as_secs()
         ));
-        self.coderd_healthy_since = None;
-        let c = &mut self.state.coderd;
-        (c.pid, c.pid_start, c.healthy) = (None, None, false);
-        c.state = Phase::Backoff;
-        c.last_exit = Some(how);
-        self.coderd_at = Some(Instant::now() + delay);
+        self.state.coderd.healthy = false;
+        self.state.coderd.last_exit = Some(how);
         self.save();
     }
 
     /// The mirror server stopped on its own: schedule a restart after the backoff.
     fn mirror_stopped(&mut self, error: Option<String>) {
-        if self.mirror.take().is_none() {
+        if self.mirror.child.is_none() {
             return;
         }
-        let delay = self.backoff.mirror.after_exit(elapsed(self.mirror_since));
+        let delay = self.mirror.schedule_restart();
         let why = error.unwrap_or_else(|| "stopped".into());
         say(&format!(
             "provider mirror failed ({why}); restarting in {} s",
             delay.as_secs()
         ));
-        self.state.mirror.state = Phase::Backoff;
-        self.mirror_at = Some(Instant::now() + delay);
         self.save();
     }
 
-    /// Records a probe answer about the current coderd; the first 200 makes the
-    /// appliance ready.
+    /// Records a probe answer about the current coderd; the first healthy answer makes
+    /// the appliance ready.
     fn health_report(&mut self, sent: Instant, result: Result<(), String>) {
-        if self.coderd.is_none() || sent < self.coderd_started {
+        if self.coderd.child.is_none() || sent < self.coderd.started {
             return;
         }
         match result {
             Ok(()) if !self.state.coderd.healthy => {
                 self.state.coderd.healthy = true;
-                self.coderd_healthy_since = Some(Instant::now());
+                self.coderd.well_since = Some(Instant::now());
                 if !self.state.ready {
                     self.state.ready = true;
                     self.notify_ready();
@@ -471,7 +427,7 @@ impl Supervisor {
             Err(e) if self.state.coderd.healthy => {
                 say(&format!("coderd is unhealthy: {e}"));
                 self.state.coderd.healthy = false;
-                self.coderd_healthy_since = None;
+                self.coderd.well_since = None;
                 self.save();
             }
             _ => {}
@@ -480,7 +436,7 @@ impl Supervisor {
 
     /// Tells systemd (when it started us with Type=notify) and the log.
     fn notify_ready(&self) {
-        let line = format!("appliance healthy at {}", self.settings.config.access_url);
+        let line = format!("appliance healthy at {}", self.plan.access_url);
         say(&line);
         let states = [
             sd_notify::NotifyState::Ready,
@@ -495,43 +451,38 @@ impl Supervisor {
     /// with it (its connections died with the server) and started again once the
     /// database is back, so it never runs against a database that is not there.
     async fn watch_db(&mut self) {
-        if self.db.as_ref().is_none_or(Database::is_running) {
-            return;
+        match &self.db.child {
+            Some(db) if !self.launcher.db_running(db) => {}
+            _ => return,
         }
-        self.db = None;
-        let delay = self.backoff.db.after_exit(elapsed(self.db_since));
+        let pid = self.db.process.map_or(0, |p| p.pid);
+        let delay = self.db.schedule_restart();
         say(&format!(
-            "PostgreSQL (pid {}) exited unexpectedly; restarting in {} s, coderd after it",
-            self.state.postgres.pid.unwrap_or_default(),
+            "PostgreSQL (pid {pid}) exited unexpectedly; restarting in {} s, coderd after it",
             delay.as_secs()
         ));
-        let pg = &mut self.state.postgres;
-        (pg.pid, pg.pid_start, pg.state) = (None, None, Phase::Backoff);
-        self.db_at = Some(Instant::now() + delay);
-        self.coderd_at = None;
+        self.coderd.restart_at = None;
         self.stop_coderd().await;
-        self.state.coderd.state = Phase::Backoff;
+        self.coderd.phase = Phase::Backoff;
         self.save();
     }
 
     /// Restarts the database after a crash; coderd follows once it is up.
     async fn restart_db(&mut self) {
-        self.db_at = None;
-        self.state.postgres.state = Phase::Starting;
+        self.db.restart_at = None;
+        self.db.phase = Phase::Starting;
         self.save();
-        match Database::start(&self.settings, &self.layout).await {
+        match self.launcher.start_db().await {
             Ok(db) => {
-                self.state.postgres.restarts += 1;
+                self.db.restarts += 1;
                 self.db_running(db);
-                if self.coderd.is_none() {
-                    self.coderd_at = Some(Instant::now());
+                if self.coderd.child.is_none() {
+                    self.coderd.restart_at = Some(Instant::now());
                 }
             }
             Err(e) => {
-                let delay = self.backoff.db.after_exit(Duration::ZERO);
+                let delay = self.db.schedule_restart();
                 say(&format!("{e}; retrying in {} s", delay.as_secs()));
-                self.state.postgres.state = Phase::Backoff;
-                self.db_at = Some(Instant::now() + delay);
                 self.save();
             }
         }
@@ -541,15 +492,13 @@ impl Supervisor {
     fn try_start_mirror(&mut self, restart: bool) {
         match self.start_mirror() {
             Ok(()) if restart => {
-                self.state.mirror.restarts += 1;
+                self.mirror.restarts += 1;
                 self.save();
             }
             Ok(()) => {}
             Err(e) => {
-                let delay = self.backoff.mirror.after_exit(Duration::ZERO);
+                let delay = self.mirror.schedule_restart();
                 say(&format!("{e}; retrying in {} s", delay.as_secs()));
-                self.state.mirror.state = Phase::Backoff;
-                self.mirror_at = Some(Instant::now() + delay);
                 self.save();
             }
         }
@@ -558,20 +507,23 @@ impl Supervisor {
     /// Starts coderd when the database is up (else the database's restart will), and
     /// schedules another try on failure.
     fn try_start_coderd(&mut self, restart: bool) {
-        if !self.db.as_ref().is_some_and(Database::is_running) {
+        let db_up = self
+            .db
+            .child
+            .as_ref()
+            .is_some_and(|db| self.launcher.db_running(db));
+        if !db_up {
             return;
         }
         match self.start_coderd() {
             Ok(()) if restart => {
-                self.state.coderd.restarts += 1;
+                self.coderd.restarts += 1;
                 self.save();
             }
             Ok(()) => {}
             Err(e) => {
-                let delay = self.backoff.coderd.after_exit(Duration::ZERO);
+                let delay = self.coderd.schedule_restart();
                 say(&format!("{e}; retrying in {} s", delay.as_secs()));
-                self.state.coderd.state = Phase::Backoff;
-                self.coderd_at = Some(Instant::now() + delay);
                 self.save();
             }
         }
@@ -579,47 +531,47 @@ impl Supervisor {
 
     /// Stops and starts the mirror (new release, new certificate).
     async fn restart_mirror(&mut self) {
-        self.mirror_at = None;
+        self.mirror.restart_at = None;
         if let Some(mirror) = self.mirror.take() {
-            mirror.stop().await;
+            self.launcher.stop_mirror(mirror).await;
         }
         self.try_start_mirror(false);
     }
 
     /// Stops and starts coderd (new release, new certificate).
     async fn restart_coderd(&mut self) {
-        self.coderd_at = None;
+        self.coderd.restart_at = None;
         self.stop_coderd().await;
         self.try_start_coderd(false);
     }
 
+    /// Stops coderd, if it runs, and records it stopped.
     async fn stop_coderd(&mut self) {
         if let Some(coderd) = self.coderd.take() {
-            coderd.stop(CODERD_GRACE).await;
+            self.launcher.stop_coderd(coderd).await;
         }
-        let c = &mut self.state.coderd;
-        (c.pid, c.pid_start, c.healthy, c.state) = (None, None, false, Phase::Stopped);
-        self.coderd_healthy_since = None;
+        self.coderd.phase = Phase::Stopped;
+        self.state.coderd.healthy = false;
         self.save();
     }
 
-    /// SIGHUP: re-reads the settings and the current release, restarts the mirror and
-    /// coderd on them. PostgreSQL keeps running.
-    async fn reload(&mut self) {
-        say("SIGHUP: reloading the settings and the current release");
-        let settings = match Settings::load(&self.layout) {
-            Ok(settings) => settings,
-            Err(e) => {
-                say(&format!("reload failed, keeping the running release: {e}"));
-                return;
-            }
-        };
-        if settings.config.postgres != self.settings.config.postgres {
+    /// A reload request (SIGHUP): re-reads the settings and the current release, restarts
+    /// the mirror and coderd on them. PostgreSQL keeps running.
+    async fn reload(&mut self, name: &str) {
+        say(&format!(
+            "{name}: reloading the settings and the current release"
+        ));
+        if let Err(e) = self.launcher.reload() {
+            say(&format!("reload failed, keeping the running release: {e}"));
+            return;
+        }
+        let plan = self.launcher.plan();
+        if plan.postgres != self.plan.postgres {
             say("the PostgreSQL settings changed: they apply when `up` restarts");
         }
-        self.settings = settings;
-        self.state.release = Some(self.settings.release.name.clone());
-        self.state.coderd.version = Some(self.settings.coderd_version());
+        self.state.release = Some(plan.release.clone());
+        self.state.coderd.version = Some(plan.coderd_version.clone());
+        self.plan = plan;
         self.restart_mirror().await;
         self.restart_coderd().await;
         self.spawn_health_probe();
@@ -633,17 +585,16 @@ impl Supervisor {
         }
         self.stop_coderd().await;
         if let Some(mirror) = self.mirror.take() {
-            mirror.stop().await;
+            self.launcher.stop_mirror(mirror).await;
         }
-        self.state.mirror.state = Phase::Stopped;
+        self.mirror.phase = Phase::Stopped;
         self.save();
         if let Some(db) = self.db.take() {
-            if let Err(e) = db.stop().await {
+            if let Err(e) = self.launcher.stop_db(db).await {
                 say(&format!("stopping PostgreSQL failed: {e}"));
             }
         }
-        let pg = &mut self.state.postgres;
-        (pg.pid, pg.pid_start, pg.state) = (None, None, Phase::Stopped);
+        self.db.phase = Phase::Stopped;
         self.state.ready = false;
         self.save();
         say("stopped");
