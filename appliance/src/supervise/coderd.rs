@@ -46,9 +46,9 @@ impl Coderd {
             .process_group(0)
             .stdin(Stdio::null())
             .spawn()
-            .map_err(|source| SuperviseError::Spawn {
+            .map_err(|cause| SuperviseError::Spawn {
                 path: bin.clone(),
-                source,
+                cause,
             })?;
         let pid = child.id().unwrap_or_default();
         let process = ProcessId::of(pid).unwrap_or(ProcessId { pid, start: 0 });
