@@ -72,9 +72,66 @@ pub struct Outcome {
     pub reloaded_up: Option<u32>,
 }
 
-/// Runs the whole install.
+/// The steps of an install, in the order it runs them. Install says `install: step NAME`
+/// on stderr as it enters each, so an operator sees where a failed or killed install
+/// stopped, and the kill test names its kill points from this list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Service user, reachability of ROOT, the key, the claimed sequence and free disk.
+    Preflight,
+    /// ROOT's tree opened and checked, the install lock taken, stale staging removed.
+    Lock,
+    /// Verified unpack into staging, the contract checked, renamed into `releases/`.
+    Unpack,
+    /// CA, certificates, trust bundle, terraformrc, settings, unit, `bin/coder-airgap`.
+    Configure,
+    /// Migrations, the pre-upgrade backup, the ledger row, then `coderd.env`.
+    Database,
+    /// `previous` and `current` switched, one rename each.
+    Switch,
+    /// A running `up` told to move to the new release.
+    Reload,
+}
+
+impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 7] = [
+        Step::Preflight,
+        Step::Lock,
+        Step::Unpack,
+        Step::Configure,
+        Step::Database,
+        Step::Switch,
+        Step::Reload,
+    ];
+
+    /// The step's stable name (printed, and matched by tests).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Preflight => "preflight",
+            Step::Lock => "lock",
+            Step::Unpack => "unpack",
+            Step::Configure => "configure",
+            Step::Database => "database",
+            Step::Switch => "switch",
+            Step::Reload => "reload",
+        }
+    }
+
+    /// The line install prints on stderr as it enters the step.
+    pub fn line(self) -> String {
+        format!("install: step {}", self.name())
+    }
+
+    fn enter(self) {
+        eprintln!("{}", self.line());
+    }
+}
+
+/// Runs the whole install, step by step (see [`Step`]).
 pub fn install(req: &Request, progress: &dyn airgap_bundle::Progress) -> Result<Outcome> {
     let layout = Layout::new(&req.root);
+    Step::Preflight.enter();
     let user = service_user(&req.config.service_user)?;
     if privilege::is_root() {
         check_reachable(&req.root, &user)?;
@@ -90,17 +147,23 @@ pub fn install(req: &Request, progress: &dyn airgap_bundle::Progress) -> Result<
     preflight::check_sequence(&layout, &claimed, req.allow_downgrade)?;
     preflight::check_disk(&req.root, &claimed)?;
     drop(claimed);
+    Step::Lock.enter();
     let tree = create_tree(&layout, &user)?;
     let _lock = lock_install(&tree.root)?;
     remove_stale_staging(&layout)?;
+    Step::Unpack.enter();
     let name = unpack_release(req, &layout, &key, progress)?;
     let replaced = Release::current(&layout)
         .ok()
         .map(|r| r.name)
         .filter(|r| *r != name);
+    Step::Configure.enter();
     configure(req, &layout, &tree, &user)?;
+    Step::Database.enter();
     database_step(&layout, &tree, &user, &name)?;
+    Step::Switch.enter();
     switch::switch_to(&tree.root, &name)?;
+    Step::Reload.enter();
     let reloaded_up = crate::supervise::running_up(&layout)
         .filter(|pid| !privilege::is_root() || privilege::process_owner(*pid) == Some(user.uid));
     if let Some(pid) = reloaded_up {
