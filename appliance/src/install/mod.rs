@@ -519,3 +519,76 @@ fn operator_name() -> String {
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| format!("uid {}", nix::unistd::Uid::effective()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_second_install_on_the_same_root_is_refused_as_locked(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let root = Dir::open_root(dir.path())?;
+        let _held = lock_install(&root)?;
+        let err = lock_install(&root).expect_err("the lock is held");
+        assert!(
+            matches!(&err, InstallError::Locked { path } if path.ends_with(INSTALL_LOCK)),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_directory_above_root_that_keeps_the_service_user_out_is_named(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let closed = dir.path().join("closed");
+        std::fs::create_dir(&closed)?;
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o750))?;
+        let user = ServiceUser {
+            name: "nobody-here".into(),
+            uid: u32::MAX - 1,
+            gid: u32::MAX - 1,
+            home: PathBuf::from("/nonexistent"),
+        };
+        let err = check_reachable(&closed.join("root"), &user).expect_err("mode 0750");
+        assert!(
+            matches!(&err, InstallError::Unreachable { dir, mode: 0o750, .. } if *dir == closed),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_unreadable_upgrade_record_is_a_json_error_naming_the_file(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join(database::UPGRADE_FILE), "{not json")?;
+        let err = database::UpgradeRecord::read(dir.path()).expect_err("not JSON");
+        assert!(
+            matches!(&err, InstallError::Json { what, .. } if what.contains(database::UPGRADE_FILE)),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn step_names_are_distinct_and_in_plan_order() {
+        let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "preflight",
+                "lock",
+                "unpack",
+                "configure",
+                "database",
+                "switch",
+                "reload"
+            ]
+        );
+        assert_eq!(Step::Database.line(), "install: step database");
+    }
+}
