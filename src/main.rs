@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmd;
+mod out;
 mod progress;
 
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ fn main() -> ExitCode {
     init_tracing(cli.verbose);
     match cli.command.run() {
         Ok(()) => ExitCode::SUCCESS,
+        // `| head -1`: the reader has what it wanted; not a failure, and nothing to say.
+        Err(err) if out::is_closed_stdout(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // One line an operator can act on: the whole context chain, outermost first.
             eprintln!("error: {err:#}");

@@ -113,14 +113,14 @@ impl Database {
             PostgresMode::Embedded { port } => Ok(Database::Embedded { port }),
             PostgresMode::External => {
                 let path = layout.external_url_file();
-                let text = std::fs::read_to_string(&path).map_err(|source| {
+                let text = std::fs::read_to_string(&path).map_err(|cause| {
                     ConfigError::ExternalUrlFile {
                         path: path.clone(),
-                        source,
+                        cause,
                     }
                 })?;
                 let url = SecretUrl::parse(text.trim())
-                    .map_err(|source| ConfigError::ExternalUrl { path, source })?;
+                    .map_err(|cause| ConfigError::ExternalUrl { path, cause })?;
                 Ok(Database::External(url))
             }
         }
@@ -139,12 +139,12 @@ impl Database {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read or written.
-    #[error("{path}: {source} (is this an appliance root made by `coder-airgap install`?)")]
+    #[error("{path}: {cause} (is this an appliance root made by `coder-airgap install`?)")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not valid.
     #[error("{path}: {message} (re-run install to regenerate it)")]
@@ -155,20 +155,20 @@ pub enum ConfigError {
         message: String,
     },
     /// The external server's URL file could not be read.
-    #[error("reading {path} (re-run install with --postgres-url): {source}", path = .path.display())]
+    #[error("reading {path} (re-run install with --postgres-url): {cause}", path = .path.display())]
     ExternalUrlFile {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The external server's URL file does not hold a PostgreSQL URL.
-    #[error("{path}: {source} (re-run install with --postgres-url)", path = .path.display())]
+    #[error("{path}: {cause} (re-run install with --postgres-url)", path = .path.display())]
     ExternalUrl {
         /// The file.
         path: PathBuf,
         /// What is wrong (never the password).
-        source: PgError,
+        cause: PgError,
     },
 }
 
@@ -181,9 +181,9 @@ pub struct InvalidValue(&'static str);
 impl Config {
     /// Reads `path`.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),

@@ -33,12 +33,12 @@ pub struct CoderdSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
     /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The env file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A line is not `KEY="value"`.
     #[error("{path}:{line}: not KEY=\"value\" (re-run install to regenerate this file)")]
@@ -138,9 +138,9 @@ pub fn write_env_file(
 
 /// Reads a file written by [`write_env_file`].
 pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvError> {
-    let text = std::fs::read_to_string(path).map_err(|source| EnvError::Io {
+    let text = std::fs::read_to_string(path).map_err(|cause| EnvError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let mut vars = Vec::new();
     for (n, line) in text.lines().enumerate() {

@@ -56,14 +56,14 @@ pub enum PrivilegeError {
         uid: u32,
     },
     /// `exec` itself failed (it only returns on failure).
-    #[error("cannot re-execute {exe} as {user}: {source} (the service user must be able to read and execute the binary and its directories)")]
+    #[error("cannot re-execute {exe} as {user}: {cause} (the service user must be able to read and execute the binary and its directories)")]
     Exec {
         /// The program that was to be executed.
         exe: PathBuf,
         /// The target user.
         user: String,
         /// The OS error.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -198,18 +198,18 @@ pub fn reexec_as(user: &ServiceUser, env_marker: &str) -> Result<Infallible, Pri
             uid: Uid::effective().as_raw(),
         });
     }
-    let exe = std::env::current_exe().map_err(|source| PrivilegeError::Exec {
+    let exe = std::env::current_exe().map_err(|cause| PrivilegeError::Exec {
         exe: PathBuf::from("/proc/self/exe"),
         user: user.name.clone(),
-        source,
+        cause,
     })?;
-    let source = command_as(user, &exe, std::env::args_os().skip(1), env_marker)
+    let cause = command_as(user, &exe, std::env::args_os().skip(1), env_marker)
         .stdin(Stdio::inherit())
         .exec();
     Err(PrivilegeError::Exec {
         exe,
         user: user.name.clone(),
-        source,
+        cause,
     })
 }
 

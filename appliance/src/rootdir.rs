@@ -30,14 +30,14 @@ use nix::unistd::{Gid, Uid, UnlinkatFlags};
 #[derive(Debug, thiserror::Error)]
 pub enum RootDirError {
     /// A system call failed.
-    #[error("cannot {what} {path}: {source}")]
+    #[error("cannot {what} {path}: {cause}")]
     Io {
         /// What was being done.
         what: &'static str,
         /// The path it was done to.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A symbolic link (or another non-directory) stands where a directory belongs.
     #[error("{path} is a symbolic link or not a directory; root follows no links under the appliance root: remove it (rm {path}) and re-run")]
@@ -85,7 +85,7 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(Errno) -> RootDirEr
     move |e| RootDirError::Io {
         what,
         path: path.to_path_buf(),
-        source: std::io::Error::from(e),
+        cause: std::io::Error::from(e),
     }
 }
 
@@ -153,9 +153,7 @@ impl Dir {
     pub fn existing_admin_dir(&self, name: &str) -> Result<Option<Dir>> {
         match self.open_subdir(name) {
             Ok(dir) => dir.check_admin().map(|()| Some(dir)),
-            Err(RootDirError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(RootDirError::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -281,10 +279,10 @@ impl Dir {
         let written = (|| {
             fill(&mut file)
                 .and_then(|()| file.sync_all())
-                .map_err(|source| RootDirError::Io {
+                .map_err(|cause| RootDirError::Io {
                     what: "write",
                     path: tmp_path.clone(),
-                    source,
+                    cause,
                 })?;
             if let Some(owner) = owner {
                 nix::unistd::fchown(
@@ -401,10 +399,10 @@ impl Dir {
         let mut bytes = Vec::new();
         file.take(limit + 1)
             .read_to_end(&mut bytes)
-            .map_err(|source| RootDirError::Io {
+            .map_err(|cause| RootDirError::Io {
                 what: "read",
                 path: path.clone(),
-                source,
+                cause,
             })?;
         if bytes.len() as u64 > limit {
             return Err(RootDirError::TooLarge { path, limit });
@@ -480,25 +478,25 @@ mod tests {
 
     #[test]
     fn files_and_links_are_replaced_and_links_never_followed() -> Result<()> {
-        let tmp = tempfile::tempdir().map_err(|source| RootDirError::Io {
+        let tmp = tempfile::tempdir().map_err(|cause| RootDirError::Io {
             what: "create",
             path: "/tmp".into(),
-            source,
+            cause,
         })?;
         let outside = tmp.path().join("outside");
-        std::fs::write(&outside, "keep").map_err(|source| RootDirError::Io {
+        std::fs::write(&outside, "keep").map_err(|cause| RootDirError::Io {
             what: "write",
             path: outside.clone(),
-            source,
+            cause,
         })?;
         let root = Dir::open_root(&tmp.path().join("root"))?;
         let etc = root.admin_dir("etc")?;
         etc.write_file("a", b"one", 0o644, None)?;
-        std::os::unix::fs::symlink(&outside, etc.path().join("b")).map_err(|source| {
+        std::os::unix::fs::symlink(&outside, etc.path().join("b")).map_err(|cause| {
             RootDirError::Io {
                 what: "link",
                 path: etc.path().join("b"),
-                source,
+                cause,
             }
         })?;
         assert!(matches!(
@@ -508,11 +506,11 @@ mod tests {
         etc.write_file("b", b"two", 0o640, None)?;
         assert_eq!(etc.read_file("b", 100)?, b"two");
         assert_eq!(std::fs::read(&outside).ok().as_deref(), Some(&b"keep"[..]));
-        std::os::unix::fs::symlink(tmp.path(), root.path().join("linked")).map_err(|source| {
+        std::os::unix::fs::symlink(tmp.path(), root.path().join("linked")).map_err(|cause| {
             RootDirError::Io {
                 what: "link",
                 path: root.path().join("linked"),
-                source,
+                cause,
             }
         })?;
         assert!(matches!(

@@ -1,5 +1,7 @@
 //! The one error type of the bundle crate. Every variant names what failed and, where the
-//! operator can do something, what to do; the CLI prints it as one line.
+//! operator can do something, what to do; the CLI prints it as one line. A cause is kept in
+//! a field named `cause` and printed in the message, never returned by `source()`
+//! (docs/errors.md).
 
 use std::path::PathBuf;
 
@@ -8,12 +10,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum BundleError {
     /// A file or directory could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file or directory concerned.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (its text is part of this message; not a `source`).
+        cause: std::io::Error,
     },
     /// A key file is missing, malformed, or its password is wrong.
     #[error("key {path}: {reason}")]
@@ -220,9 +222,9 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
-        self.map_err(|source| BundleError::Io {
+        self.map_err(|cause| BundleError::Io {
             path: path.into(),
-            source,
+            cause,
         })
     }
 }

@@ -83,6 +83,6 @@ pub(crate) fn read_text_limited(
 fn io_error(path: &Path, errno: nix::errno::Errno) -> BundleError {
     BundleError::Io {
         path: path.to_path_buf(),
-        source: std::io::Error::from(errno),
+        cause: std::io::Error::from(errno),
     }
 }

@@ -342,7 +342,7 @@ fn finish_file(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
     tmp.as_file().sync_all().at(tmp.path())?;
     tmp.persist(dest).map_err(|e| BundleError::Io {
         path: dest.to_path_buf(),
-        source: e.error,
+        cause: e.error,
     })?;
     Ok(())
 }

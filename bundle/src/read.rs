@@ -155,7 +155,7 @@ fn read_signature(path: &Path) -> Result<Signature> {
         limit: MAX_SIGNATURE_BYTES,
     };
     let text = match read_text_limited(path, MAX_SIGNATURE_BYTES, too_large) {
-        Err(BundleError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+        Err(BundleError::Io { cause, .. }) if cause.kind() == io::ErrorKind::NotFound => {
             return Err(BundleError::MissingSignature {
                 path: path.to_path_buf(),
             })

@@ -42,11 +42,11 @@ impl Staged {
     /// and syncs the parent. On failure the staging directory is removed.
     pub fn persist(self, into: &Path) -> Result<Verified> {
         let staged = self.dir.keep();
-        if let Err(source) = std::fs::rename(&staged, into) {
+        if let Err(cause) = std::fs::rename(&staged, into) {
             let _ = std::fs::remove_dir_all(&staged);
             return Err(BundleError::Io {
                 path: into.to_path_buf(),
-                source,
+                cause,
             });
         }
         sync_dir(&parent_of(into))?;

@@ -1,5 +1,6 @@
 //! The one error type of this crate: each variant is one way a CA operation fails, and its
-//! message names the file or value involved and what to do about it.
+//! message names the file or value involved and what to do about it, and carries its
+//! cause's text (`source()` is `None`: see docs/errors.md).
 
 use std::path::PathBuf;
 
@@ -8,15 +9,14 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum CertsError {
     /// Reading, writing, renaming or locking a file failed.
-    #[error("could not {action} {}: {source}", path.display())]
+    #[error("could not {action} {}: {cause}", path.display())]
     Io {
         /// What was being done ("read", "write", "create directory", ...).
         action: &'static str,
         /// The file or directory.
         path: PathBuf,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
+        /// The operating system's error (printed in the message; not a `source`).
+        cause: std::io::Error,
     },
 
     /// `init` or `import` found a CA already in the directory.
@@ -122,13 +122,12 @@ pub enum CertsError {
     AlreadyRevoked(String),
 
     /// rcgen refused to build or sign a certificate or CRL.
-    #[error("could not {action}: {source}")]
+    #[error("could not {action}: {cause}")]
     Crypto {
         /// What was being built or signed.
         action: &'static str,
-        /// rcgen's error.
-        #[source]
-        source: rcgen::Error,
+        /// rcgen's error (printed in the message; not a `source`).
+        cause: rcgen::Error,
     },
 
     /// The system's random number generator failed.
@@ -146,16 +145,16 @@ impl CertsError {
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| CertsError::Io {
+        move |cause| CertsError::Io {
             action,
             path,
-            source,
+            cause,
         }
     }
 
     /// A [`CertsError::Crypto`] for `action`.
     pub(crate) fn crypto(action: &'static str) -> impl FnOnce(rcgen::Error) -> Self {
-        move |source| CertsError::Crypto { action, source }
+        move |cause| CertsError::Crypto { action, cause }
     }
 
     /// A [`CertsError::BadFile`] for `path`.

@@ -142,12 +142,12 @@ pub enum FetchError {
         message: String,
     },
     /// A local file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: io::Error,
+        /// The cause (printed in the message; not a `source`).
+        cause: io::Error,
     },
 }
 
@@ -455,10 +455,10 @@ impl Fetcher {
                 });
             }
         }
-        std::fs::rename(part, dest).map_err(|source| {
+        std::fs::rename(part, dest).map_err(|cause| {
             Attempt::Fatal(FetchError::Io {
                 path: dest.to_path_buf(),
-                source,
+                cause,
             })
         })?;
         Ok(Downloaded {
@@ -510,10 +510,10 @@ impl Fetcher {
         drop(tx);
         bar.finish_and_clear();
         let written = writer.await.map_err(|e| Attempt::Retry(e.to_string()))?;
-        let (sha, len) = written.map_err(|source| {
+        let (sha, len) = written.map_err(|cause| {
             Attempt::Fatal(FetchError::Io {
                 path: part.to_path_buf(),
-                source,
+                cause,
             })
         })?;
         match body_error {
@@ -661,9 +661,9 @@ async fn reuse_existing(dest: &Path, want: &str) -> Result<Option<Downloaded>, F
     })
     .await
     .map_err(|e| FetchError::Client(e.to_string()))?;
-    let (sha256, bytes) = hashed.map_err(|source| FetchError::Io {
+    let (sha256, bytes) = hashed.map_err(|cause| FetchError::Io {
         path: dest.to_path_buf(),
-        source,
+        cause,
     })?;
     Ok((sha256 == want).then_some(Downloaded {
         sha256,

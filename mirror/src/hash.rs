@@ -12,12 +12,12 @@ use sha2::{Digest, Sha256};
 #[non_exhaustive]
 pub enum HashError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: io::Error,
+        /// The cause (printed in the message; not a `source`).
+        cause: io::Error,
     },
     /// The file is not a readable zip archive.
     #[error("{path} is not a valid zip archive ({message}); re-download or re-export the provider package")]
@@ -147,10 +147,10 @@ pub fn h1_dir(dir: &Path) -> Result<String, HashError> {
     Ok(h1_from_digests(digests))
 }
 
-fn io_err(path: &Path, source: io::Error) -> HashError {
+fn io_err(path: &Path, cause: io::Error) -> HashError {
     HashError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

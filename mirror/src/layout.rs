@@ -21,12 +21,12 @@ pub const DEFAULT_HOST: &str = "registry.terraform.io";
 #[non_exhaustive]
 pub enum LayoutError {
     /// A file or directory could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// The cause.
-        source: io::Error,
+        /// The cause (printed in the message; not a `source`).
+        cause: io::Error,
     },
     /// A mirror JSON file does not parse.
     #[error("{path} is not valid mirror JSON ({message}); fix it or delete it and sync again")]
@@ -423,10 +423,10 @@ pub(crate) fn set_public_mode(path: &Path) -> Result<(), LayoutError> {
     Ok(())
 }
 
-pub(crate) fn io_err(path: &Path, source: io::Error) -> LayoutError {
+pub(crate) fn io_err(path: &Path, cause: io::Error) -> LayoutError {
     LayoutError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

@@ -48,20 +48,20 @@ pub enum ServeError {
         message: String,
     },
     /// The mirror directory is unusable.
-    #[error("mirror directory {path}: {source}")]
+    #[error("mirror directory {path}: {cause}")]
     Dir {
         /// The directory.
         path: PathBuf,
-        /// The cause.
-        source: io::Error,
+        /// The cause (printed in the message; not a `source`).
+        cause: io::Error,
     },
     /// The listener failed.
-    #[error("server on {addr}: {source}")]
+    #[error("server on {addr}: {cause}")]
     Listen {
         /// The listen address.
         addr: String,
-        /// The cause.
-        source: io::Error,
+        /// The cause (printed in the message; not a `source`).
+        cause: io::Error,
     },
 }
 
@@ -92,9 +92,9 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
 
 /// The router serving `dir` at [`PREFIX`]; everything else is 404.
 pub fn router(dir: &Path) -> Result<Router, ServeError> {
-    let root = dir.canonicalize().map_err(|source| ServeError::Dir {
+    let root = dir.canonicalize().map_err(|cause| ServeError::Dir {
         path: dir.to_path_buf(),
-        source,
+        cause,
     })?;
     let state = Arc::new(Site {
         root,
@@ -141,7 +141,7 @@ pub async fn serve_with_limits(
         .map_or_else(|_| "?".to_string(), |a| a.to_string());
     listener::run(listener, app, tls, limits, shutdown)
         .await
-        .map_err(|source| ServeError::Listen { addr, source })
+        .map_err(|cause| ServeError::Listen { addr, cause })
 }
 
 /// Shared server state: the canonical root and the small-file cache.

@@ -29,12 +29,12 @@ use crate::version::Constraint;
 #[non_exhaustive]
 pub enum SpecError {
     /// The file could not be read.
-    #[error("cannot read providers file {path}: {source}")]
+    #[error("cannot read providers file {path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (printed in the message; not a `source`).
+        cause: std::io::Error,
     },
     /// The file is not valid TOML for a providers spec.
     #[error("providers file {path}: {message}")]
@@ -91,9 +91,9 @@ pub struct ProviderSpec {
 impl MirrorSpec {
     /// Reads and checks a providers file.
     pub fn load(path: &Path) -> Result<Self, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| SpecError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Self::from_toml(&text, path)
     }

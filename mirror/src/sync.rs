@@ -34,12 +34,12 @@ pub const MAX_PROVIDER_ZIP_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 #[non_exhaustive]
 pub enum SyncError {
     /// Resolving a provider's versions failed.
-    #[error("{provider}: {source}")]
+    #[error("{provider}: {cause}")]
     Registry {
         /// The provider.
         provider: ProviderAddr,
-        /// The cause.
-        source: Box<RegistryError>,
+        /// The cause (printed in the message; not a `source`).
+        cause: Box<RegistryError>,
     },
     /// No published version satisfies the constraint.
     #[error("{provider}: no published version matches {constraint:?} (published: {published})")]
@@ -96,7 +96,7 @@ pub enum ArchiveFailure {
     Fetch(#[from] FetchError),
     /// The SHA256SUMS signature did not verify.
     #[error("SHA256SUMS signature rejected: {0}")]
-    Signature(#[from] VerifyError),
+    Signature(VerifyError),
     /// The signing key is valid but not one the spec pins for this namespace.
     #[error("SHA256SUMS is signed by key {fingerprint}, which is not pinned for this namespace (pinned: {pinned}); if the key change is expected, add it to [trusted_keys]")]
     KeyNotPinned {
@@ -230,9 +230,9 @@ fn archive_error(job: &Job, reason: ArchiveFailure) -> ArchiveError {
 impl Run<'_> {
     /// The archives one provider spec calls for, and platforms the registry does not publish.
     async fn plan(&self, p: &ProviderSpec) -> Result<(Vec<Job>, Vec<ArchiveError>), SyncError> {
-        let registry_err = |source| SyncError::Registry {
+        let registry_err = |cause| SyncError::Registry {
             provider: p.source.clone(),
-            source: Box::new(source),
+            cause: Box::new(cause),
         };
         let published = self
             .registry
@@ -354,7 +354,8 @@ impl Run<'_> {
             .iter()
             .map(|k| k.ascii_armor.as_bytes())
             .collect();
-        let signer = openpgp::verify_detached_any(&keys, &signature, &sums)?;
+        let signer = openpgp::verify_detached_any(&keys, &signature, &sums)
+            .map_err(ArchiveFailure::Signature)?;
         let warnings = self.check_pinned(job, &signer)?;
         let filename = &package.info.filename;
         let listed = shasums_line(&sums, filename)

@@ -1,5 +1,6 @@
 //! `coder-airgap ca` subcommands: the internal certificate authority (`airgap-certs`).
 
+use crate::out::outln;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -216,9 +217,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Loads the CA in `dir` (every load error already names the CA's directory or file).
 fn load(dir: &DirArg) -> anyhow::Result<CertificateAuthority> {
-    CertificateAuthority::load(&dir.dir)
-        .with_context(|| format!("loading the CA in {}", dir.dir.display()))
+    Ok(CertificateAuthority::load(&dir.dir)?)
 }
 
 fn init(args: InitArgs) -> anyhow::Result<()> {
@@ -231,24 +232,24 @@ fn init(args: InitArgs) -> anyhow::Result<()> {
     };
     let ca = CertificateAuthority::init(&args.dir.dir, &options)
         .with_context(|| format!("creating a CA in {}", args.dir.dir.display()))?;
-    println!(
+    outln!(
         "created CA {:?} ({}) in {}",
         ca.name(),
         ca.leaf_algorithm(),
         ca.dir().display()
-    );
-    print_fingerprints(&ca);
+    )?;
+    print_fingerprints(&ca)?;
     match ca.constraints().first() {
-        Some(c) => println!("name constraints (critical): {c}"),
+        Some(c) => outln!("name constraints (critical): {c}")?,
         None => eprintln!(
             "warning: no --permit-dns or --permit-ip given, so this CA can sign for any name; \
              clients that trust it trust it for every site"
         ),
     }
-    println!(
+    outln!(
         "move {} offline now: only `ca init` needed it",
         ca.dir().join("root.key").display()
-    );
+    )?;
     Ok(())
 }
 
@@ -261,11 +262,11 @@ fn import(args: ImportArgs) -> anyhow::Result<()> {
                 args.dir.dir.display()
             )
         })?;
-    println!("imported CA {} into {}", ca.name(), ca.dir().display());
+    outln!("imported CA {} into {}", ca.name(), ca.dir().display())?;
     for c in ca.constraints() {
-        println!("name constraints from the imported certificates: {c}");
+        outln!("name constraints from the imported certificates: {c}")?;
     }
-    print_fingerprints(&ca);
+    print_fingerprints(&ca)?;
     Ok(())
 }
 
@@ -284,13 +285,13 @@ fn issue(args: IssueArgs) -> anyhow::Result<()> {
     let issued = ca
         .issue_to_files(&request, &args.out)
         .with_context(|| format!("issuing a certificate to {}", args.out.display()))?;
-    println!(
+    outln!(
         "issued serial {} (expires {}): {} and {}",
         issued.leaf.serial,
         rfc3339(issued.leaf.not_after),
         issued.cert_path.display(),
         issued.key_path.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -301,22 +302,25 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
     if args.json {
         let rows: Vec<serde_json::Value> =
             ledger.entries.iter().map(|e| json_row(e, now)).collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<32}  {:<20}  {:<10}  {:<30}  SANS",
-        "SERIAL", "NOT AFTER", "STATUS", "SUBJECT"
-    );
+        "SERIAL",
+        "NOT AFTER",
+        "STATUS",
+        "SUBJECT"
+    )?;
     for e in &ledger.entries {
-        println!(
+        outln!(
             "{:<32}  {:<20}  {:<10}  {:<30}  {}",
             e.serial,
             rfc3339(e.not_after),
             e.status(now).as_str(),
             e.subject,
             e.sans().join(", ")
-        );
+        )?;
     }
     Ok(())
 }
@@ -342,16 +346,16 @@ fn renew(args: RenewArgs) -> anyhow::Result<()> {
         .renew_due(Duration::days(i64::from(args.within_days)))
         .context("renewing certificates")?;
     if renewed.is_empty() {
-        println!("nothing expires within {} days", args.within_days);
+        outln!("nothing expires within {} days", args.within_days)?;
     }
     for r in renewed {
-        println!(
+        outln!(
             "renewed {} -> {} (expires {}): {}",
             r.old_serial,
             r.new.leaf.serial,
             rfc3339(r.new.leaf.not_after),
             r.new.cert_path.display()
-        );
+        )?;
     }
     Ok(())
 }
@@ -359,15 +363,14 @@ fn renew(args: RenewArgs) -> anyhow::Result<()> {
 fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
     let ca = load(&args.dir)?;
     let serial = Serial::parse(&args.serial)?;
-    let entry = ca
-        .revoke(&serial, args.reason.into())
-        .with_context(|| format!("revoking {serial}"))?;
-    println!(
+    // Its errors name the serial (unknown, already revoked) or the ledger file.
+    let entry = ca.revoke(&serial, args.reason.into())?;
+    outln!(
         "revoked {} ({}); publish it with `coder-airgap ca crl --dir {} --out crl.pem`",
         entry.serial,
         entry.sans().join(", "),
         ca.dir().display()
-    );
+    )?;
     Ok(())
 }
 
@@ -377,29 +380,30 @@ fn crl(args: CrlArgs) -> anyhow::Result<()> {
         .crl(Duration::days(i64::from(args.days)))
         .context("signing the CRL")?;
     crl.write_to(&args.out)?;
-    println!(
+    outln!(
         "wrote CRL #{} listing {} revoked certificate(s) to {} (next update {})",
         crl.number,
         crl.revoked.len(),
         args.out.display(),
         rfc3339(crl.next_update)
-    );
+    )?;
     Ok(())
 }
 
 fn export_trust(args: ExportTrustArgs) -> anyhow::Result<()> {
     let ca = load(&args.dir)?;
     ca.write_trust_bundle(&args.out)?;
-    println!("wrote {}", args.out.display());
-    print_fingerprints(&ca);
+    outln!("wrote {}", args.out.display())?;
+    print_fingerprints(&ca)?;
     Ok(())
 }
 
-fn print_fingerprints(ca: &CertificateAuthority) {
+fn print_fingerprints(ca: &CertificateAuthority) -> anyhow::Result<()> {
     for anchor in ca.trust_anchors() {
-        println!("trust anchor: {}", anchor.subject);
-        println!("SHA-256 fingerprint: {}", anchor.sha256_fingerprint);
+        outln!("trust anchor: {}", anchor.subject)?;
+        outln!("SHA-256 fingerprint: {}", anchor.sha256_fingerprint)?;
     }
+    Ok(())
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

@@ -1,6 +1,7 @@
 //! `coder-airgap doctor`: check the running appliance's air-gap posture and health, one
 //! line per check with a fix.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -41,10 +42,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let layout = Layout::new(root);
     let checks = airgap_appliance::runtime::block_on(airgap_appliance::doctor::run_all(&layout))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&checks)?);
+        outln!("{}", serde_json::to_string_pretty(&checks)?)?;
     } else {
         for check in &checks {
-            println!("{}", check.line());
+            outln!("{}", check.line())?;
         }
     }
     let failed = checks.iter().filter(|c| !c.ok).count();

@@ -1,5 +1,6 @@
 //! `coder-airgap inspect`: what a bundle holds.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use airgap_bundle::escape::{json_for_terminal, Escaped};
@@ -53,49 +54,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "manifest": manifest,
         });
         let text = serde_json::to_string_pretty(&value)?;
-        println!("{}", json_for_terminal(&text));
+        outln!("{}", json_for_terminal(&text))?;
         return Ok(());
     }
-    print_text(&manifest, bundle_bytes, verified_by.as_deref());
-    Ok(())
+    print_text(&manifest, bundle_bytes, verified_by.as_deref())
 }
 
 /// Prints the summary; every string from the manifest goes through [`Escaped`], since
 /// without --pubkey nothing vouches for it.
-fn print_text(m: &airgap_bundle::Manifest, bundle_bytes: u64, verified_by: Option<&str>) {
+fn print_text(
+    m: &airgap_bundle::Manifest,
+    bundle_bytes: u64,
+    verified_by: Option<&str>,
+) -> anyhow::Result<()> {
     let date = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
     if verified_by.is_none() {
-        println!("UNVERIFIED: no --pubkey given; everything below is what the bundle claims");
+        outln!("UNVERIFIED: no --pubkey given; everything below is what the bundle claims")?;
     }
-    println!("name        {}", Escaped(&m.name));
-    println!("version     {}", Escaped(&m.version));
-    println!("sequence    {}", m.sequence);
-    println!("platform    {}", Escaped(&m.platform));
-    println!("created     {}", date(m.created));
-    println!("expires     {}", date(m.expires));
-    println!(
+    outln!("name        {}", Escaped(&m.name))?;
+    outln!("version     {}", Escaped(&m.version))?;
+    outln!("sequence    {}", m.sequence)?;
+    outln!("platform    {}", Escaped(&m.platform))?;
+    outln!("created     {}", date(m.created))?;
+    outln!("expires     {}", date(m.expires))?;
+    outln!(
         "files       {} ({} bytes unpacked, {} bytes packed)",
         m.files.len(),
         m.total_bytes(),
         bundle_bytes
-    );
+    )?;
     match verified_by {
-        Some(key) => println!("signature   verified, key {key}"),
-        None => println!("signature   NOT CHECKED (pass --pubkey to verify)"),
+        Some(key) => outln!("signature   verified, key {key}")?,
+        None => outln!("signature   NOT CHECKED (pass --pubkey to verify)")?,
     }
     if m.components.is_empty() {
-        println!("components  (none recorded)");
+        outln!("components  (none recorded)")?;
     }
     let sizes = FileSizes::new(m);
     for (name, c) in &m.components {
-        println!(
+        outln!(
             "component   {} {} ({} paths, {} bytes)",
             Escaped(name),
             Escaped(&c.version),
             c.paths.len(),
             sizes.under(&c.paths)
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// The manifest's files sorted by path with running size totals, so the bytes under any

@@ -2,6 +2,7 @@
 //! certificates and configuration; and the hidden `install-db` step it runs as the
 //! service user.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -111,26 +112,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     bar.finish();
     let outcome = outcome?;
     let r = &outcome.release;
-    println!(
+    outln!(
         "installed {} {} sequence {} as {}",
         r.manifest.name,
         r.manifest.version,
         r.manifest.sequence,
         r.dir.display()
-    );
+    )?;
     if let Some(old) = &outcome.replaced {
-        println!(
+        outln!(
             "previous release: {old} (coder-airgap rollback --root {} returns to it)",
             root.display()
-        );
+        )?;
     }
     match outcome.reloaded_up {
-        Some(pid) => println!("told the running appliance (pid {pid}) to switch to it"),
-        None => println!(
+        Some(pid) => outln!("told the running appliance (pid {pid}) to switch to it")?,
+        None => outln!(
             "start it: coder-airgap up --root {root}\n  or under systemd: cp {unit} /etc/systemd/system/ && systemctl enable --now coder-airgap",
             root = root.display(),
             unit = Layout::new(&root).systemd_unit().display()
-        ),
+        )?,
     }
     Ok(())
 }
@@ -214,6 +215,6 @@ pub fn run_db(args: DbArgs) -> anyhow::Result<()> {
         &installer,
     ))??;
     // The root install reads this one line and writes coderd.env and the upgrade record.
-    println!("{}", serde_json::to_string(&report)?);
+    outln!("{}", serde_json::to_string(&report)?)?;
     Ok(())
 }

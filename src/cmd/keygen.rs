@@ -1,5 +1,6 @@
 //! `coder-airgap keygen`: a minisign key pair for signing bundles.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 /// Create a bundle-signing key pair: DIR/bundle.key (secret, 0600, encrypted unless
@@ -32,8 +33,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?)
     };
     let keys = airgap_bundle::keys::generate(&args.out, password)?;
-    println!("key ID      {}", keys.id);
-    println!("secret key  {} (keep offline)", keys.secret.display());
-    println!("public key  {} (copy to every site)", keys.public.display());
+    outln!("key ID      {}", keys.id)?;
+    outln!("secret key  {} (keep offline)", keys.secret.display())?;
+    outln!("public key  {} (copy to every site)", keys.public.display())?;
     Ok(())
 }

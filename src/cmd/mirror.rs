@@ -1,6 +1,7 @@
 //! `coder-airgap mirror` subcommands: sync (connected side); serve, import, verify and
 //! terraformrc (disconnected side).
 
+use crate::out::{out, outln};
 use std::path::PathBuf;
 
 use airgap_mirror::fetch::{FetchOptions, Fetcher};
@@ -106,7 +107,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Import(args) => run_import(args),
         Command::Verify(args) => run_verify(args),
         Command::Terraformrc(args) => {
-            print!("{}", maintain::terraformrc(&args.url)?);
+            out!("{}", maintain::terraformrc(&args.url)?)?;
             Ok(())
         }
     }
@@ -149,8 +150,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("listener address")?;
+    outln!("listening on {addr}")?;
     airgap_appliance::runtime::block_on(async move {
-        println!("listening on {addr}");
         eprintln!(
             "serving {} at https://{addr}{}",
             args.dir.display(),
@@ -210,7 +211,7 @@ fn run_import(args: ImportArgs) -> anyhow::Result<()> {
         "imported"
     };
     eprintln!("{verb} {label}: {}", imported.path.display());
-    println!("{}\n{}", imported.hashes.h1, imported.hashes.zh);
+    outln!("{}\n{}", imported.hashes.h1, imported.hashes.zh)?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `coder-airgap pack`: a stage directory becomes one signed bundle.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -106,20 +107,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("packing {}", args.stage.display()))?;
     bar.finish();
     let m = &summary.manifest;
-    println!(
+    outln!(
         "bundle     {} ({} bytes)",
         summary.bundle.display(),
         summary.bundle_bytes
-    );
-    println!("signature  {}", summary.signature.display());
-    println!(
+    )?;
+    outln!("signature  {}", summary.signature.display())?;
+    outln!(
         "contents   {} {} sequence {}, {} files, {} bytes",
         m.name,
         m.version,
         m.sequence,
         m.files.len(),
         m.total_bytes()
-    );
-    println!("key ID     {}", key.id());
+    )?;
+    outln!("key ID     {}", key.id())?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `coder-airgap rollback`: return to the previous release, restoring the pre-upgrade
 //! database backup when the newer release had run.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -35,7 +36,8 @@ pub fn run_db(args: DbArgs) -> anyhow::Result<()> {
     airgap_appliance::runtime::block_on(airgap_appliance::install::rollback::restore_step(
         &layout,
         &args.release,
-    ))?
+    ))??;
+    Ok(())
 }
 
 /// Runs `coder-airgap rollback`.
@@ -48,16 +50,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let outcome = airgap_appliance::install::rollback::rollback(&layout, user.as_ref())?;
     match &outcome.restored {
-        Some(r) => println!(
+        Some(r) => outln!(
             "restored the database from {} (taken before leaving {})",
             r.backup.display(),
             r.from
-        ),
-        None => println!(
+        )?,
+        None => outln!(
             "the database was not touched by {}; nothing restored",
             outcome.from
-        ),
+        )?,
     }
-    println!("current release: {} (was {})", outcome.to, outcome.from);
+    outln!("current release: {} (was {})", outcome.to, outcome.from)?;
     Ok(())
 }

@@ -137,9 +137,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::read(&layout.config_file())?;
     let report = build(&layout, &config)?;
     if args.json {
-        print(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+        crate::out::outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print(&human(&report))?;
+        crate::out::out!("{}", human(&report))?;
     }
     if report.ok {
         Ok(())
@@ -338,15 +338,6 @@ fn aligned(lines: &[(String, String)], indent: &str) -> String {
         .iter()
         .map(|(label, value)| format!("{indent}{label:<width$}  {value}\n"))
         .collect()
-}
-
-/// Writes `text` to stdout; a closed pipe (`status | head`) is not an error.
-fn print(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
 }
 
 fn yes_no(b: bool) -> &'static str {

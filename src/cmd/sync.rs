@@ -1,5 +1,6 @@
 //! `coder-airgap sync`: fetch and check every pinned component (coderd, Terraform, Postgres, providers) into a stage directory.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -62,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
-    print_summary(&opts, &report.lock);
+    print_summary(&opts, &report.lock)?;
     Ok(())
 }
 
@@ -84,29 +85,30 @@ fn options(args: Args) -> sync::Options {
     }
 }
 
-fn print_summary(opts: &sync::Options, lock: &airgap_stage::Lock) {
+fn print_summary(opts: &sync::Options, lock: &airgap_stage::Lock) -> anyhow::Result<()> {
     let c = &lock.components;
-    println!("stage      {}", opts.out.display());
-    println!("coderd     {}", c.coderd.version);
-    println!("terraform  {}", c.terraform.version);
-    println!(
+    outln!("stage      {}", opts.out.display())?;
+    outln!("coderd     {}", c.coderd.version)?;
+    outln!("terraform  {}", c.terraform.version)?;
+    outln!(
         "postgres   {} (bindir {})",
         c.postgres.version,
         c.postgres.bindir.as_deref().unwrap_or("?")
-    );
-    println!(
+    )?;
+    outln!(
         "providers  {} ({} provider versions)",
         c.providers.version,
         c.providers.providers.len()
-    );
+    )?;
     if let Some(docs) = &c.docs {
-        println!("docs       {}", docs.version);
+        outln!("docs       {}", docs.version)?;
     }
-    println!(
+    outln!(
         "lock       {}",
         airgap_stage::Lock::path(&opts.out).display()
-    );
+    )?;
     if !opts.locked {
-        println!("spec lock  {} (commit it)", sync::lock_path(opts).display());
+        outln!("spec lock  {} (commit it)", sync::lock_path(opts).display())?;
     }
+    Ok(())
 }

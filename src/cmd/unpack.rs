@@ -1,5 +1,6 @@
 //! `coder-airgap unpack`: verified extraction.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -32,10 +33,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )
     .with_context(|| format!("unpacking {}", args.verify.bundle.display()))?;
     bar.finish();
-    println!(
+    outln!(
         "unpacked {} files into {}",
         verified.manifest.files.len(),
         args.into.display()
-    );
+    )?;
     Ok(())
 }

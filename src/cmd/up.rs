@@ -41,7 +41,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         let layout = airgap_appliance::layout::Layout::new(std::path::absolute(&args.root)?);
         let user = super::service_user_of(&layout)?;
-        return airgap_appliance::supervise::prepare_as_root(&layout, &user);
+        return Ok(airgap_appliance::supervise::prepare_as_root(
+            &layout, &user,
+        )?);
     }
     let layout = super::as_service_user(&args.root)?;
     airgap_appliance::runtime::block_on(supervise(layout))?

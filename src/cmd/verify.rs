@@ -1,5 +1,6 @@
 //! `coder-airgap verify`: prove a bundle is intact and signed by a trusted key.
 
+use crate::out::outln;
 use std::path::PathBuf;
 
 use airgap_bundle::escape::Escaped;
@@ -50,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("verifying {}", args.bundle.display()))?;
     bar.finish();
     let m = &verified.manifest;
-    println!(
+    outln!(
         "OK {}: {} {} sequence {}, {} files, signed by key {}",
         args.bundle.display(),
         Escaped(&m.name),
@@ -58,6 +59,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         m.sequence,
         m.files.len(),
         verified.key_id
-    );
+    )?;
     Ok(())
 }

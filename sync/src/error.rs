@@ -1,4 +1,6 @@
-//! Why a sync failed. Every message names the file or URL involved and what to do about it.
+//! Why a sync failed. Every message names the file or URL involved and what to do about it,
+//! and carries its cause's text: causes are fields named `cause`, never a `source()`
+//! (docs/errors.md).
 
 use std::path::PathBuf;
 
@@ -100,7 +102,7 @@ pub enum SyncError {
     },
     /// The lock file is missing, unreadable or of another format.
     #[error("lock file {0}")]
-    Lock(#[from] airgap_stage::StageError),
+    Lock(airgap_stage::StageError),
     /// A tar.gz failed the archive checks (names, links, modes, sizes).
     #[error(transparent)]
     Tar(#[from] super::archive::TarError),

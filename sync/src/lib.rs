@@ -89,7 +89,10 @@ pub async fn run(opts: &Options) -> Result<Report, SyncError> {
     }
     let report = result?;
     if !opts.locked {
-        report.lock.write_file(&lock_file)?;
+        report
+            .lock
+            .write_file(&lock_file)
+            .map_err(SyncError::Lock)?;
     }
     Ok(report)
 }
@@ -124,8 +127,8 @@ pub fn lock_path(opts: &Options) -> PathBuf {
 fn read_previous(lock_file: &Path, stage: &Path) -> Result<Lock, SyncError> {
     match Lock::read_file(lock_file) {
         Ok(lock) => Ok(lock),
-        Err(e) if lock_file.exists() => Err(e.into()),
-        Err(e) => Lock::read(stage).map_err(|_| e.into()),
+        Err(e) if lock_file.exists() => Err(SyncError::Lock(e)),
+        Err(e) => Lock::read(stage).map_err(|_| SyncError::Lock(e)),
     }
 }
 
@@ -201,7 +204,7 @@ async fn stage(
         check_no_drift(old, &lock)?;
     }
     stagefs::commit(&opts.out, &moves)?;
-    lock.write(&opts.out)?;
+    lock.write(&opts.out).map_err(SyncError::Lock)?;
     Ok(Report { lock, warnings })
 }
 

@@ -5,10 +5,14 @@ use crate::support;
 
 use crate::forge;
 
+use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
+
+use airgap_appliance::install::Step;
 
 use support::appliance::{bundle, Site};
 use support::{fails, ok};
@@ -140,30 +144,42 @@ fn sigkill_at_any_point_leaves_current_on_the_old_or_the_new_release() {
     let (v1, key) = bundle("1.0.0", 1);
     let (v2, _) = bundle("1.1.0", 2);
     ok(&mut site.install(&v1, &key));
-    let mut seen_new = false;
-    for delay_ms in [30, 150, 400, 800, 1200, 1800, 2500, 3500] {
+    // One run per step of the install plan, killed as it announces that step.
+    for step in Step::ALL {
         let mut cmd = site.install(&v2, &key);
-        let child = cmd.process_group(0).spawn().expect("spawn install");
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let mut child = cmd
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn install");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut said = Vec::new();
+        let reached = BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .inspect(|line| said.push(line.clone()))
+            .any(|line| line == step.line());
         // The whole group: install, its database step and a Postgres it started.
         let _ = std::process::Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", child.id())])
             .status();
-        let mut child = child;
         let _ = child.wait();
+        let step = step.name();
+        assert!(
+            reached,
+            "install never entered step {step}; it said:\n{}",
+            said.join("\n")
+        );
         let current = site.current();
         assert!(
             current == "1.0.0-1" || current == "1.1.0-2",
-            "after SIGKILL at {delay_ms} ms current is {current}"
+            "after SIGKILL at step {step} current is {current}"
         );
         assert!(
             release_complete(&site.root, &current),
-            "{current} incomplete after kill at {delay_ms} ms"
+            "{current} incomplete after kill at step {step}"
         );
-        seen_new |= current == "1.1.0-2";
-        if seen_new {
-            break;
-        }
     }
     // Whatever was left, a new run completes.
     ok(&mut site.install(&v2, &key));

@@ -14,6 +14,7 @@ mod airgap;
 mod appliance;
 mod bundle_cli;
 mod ca;
+mod errors;
 mod install;
 mod mirror;
 mod sync;

@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+use super::error::{InstallError, Result};
 use crate::config::{self, Config};
 use crate::env::{coderd_env, write_env_file, CoderdSettings};
 use crate::layout::Layout;
@@ -44,16 +44,15 @@ pub struct UpgradeRecord {
 
 impl UpgradeRecord {
     /// Reads the record of the release in `dir`, if it was installed as an upgrade.
-    pub fn read(dir: &Path) -> anyhow::Result<Option<UpgradeRecord>> {
+    pub fn read(dir: &Path) -> Result<Option<UpgradeRecord>> {
         let path = dir.join(UPGRADE_FILE);
         if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        Ok(Some(
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?,
-        ))
+        let text = std::fs::read_to_string(&path).map_err(InstallError::io("reading", &path))?;
+        let record = serde_json::from_str(&text)
+            .map_err(InstallError::json(format!("parsing {}", path.display())))?;
+        Ok(Some(record))
     }
 }
 
@@ -69,11 +68,7 @@ pub struct Database {
 impl Database {
     /// Opens the database for `release`: the running embedded server (started by `up`),
     /// a new embedded server from the release's tree, or the external server.
-    pub async fn open(
-        layout: &Layout,
-        config: &Config,
-        release: &Release,
-    ) -> anyhow::Result<Database> {
+    pub async fn open(layout: &Layout, config: &Config, release: &Release) -> Result<Database> {
         let tree = release.postgres_tree()?;
         match config::Database::load(config, layout)? {
             config::Database::Embedded { port } => Self::embedded(layout, tree, port).await,
@@ -89,7 +84,7 @@ impl Database {
         }
     }
 
-    async fn embedded(layout: &Layout, tree: Tree, port: u16) -> anyhow::Result<Database> {
+    async fn embedded(layout: &Layout, tree: Tree, port: u16) -> Result<Database> {
         check_major(&layout.postgres_data(), &tree).await?;
         let settings = EmbeddedSettings {
             tree: tree.clone(),
@@ -120,7 +115,7 @@ impl Database {
     }
 
     /// Stops the server if this step started it.
-    pub async fn close(self) -> anyhow::Result<()> {
+    pub async fn close(self) -> Result<()> {
         if let Some(pg) = self.started {
             pg.stop().await?;
         }
@@ -130,19 +125,18 @@ impl Database {
 
 /// Refuses a release whose Postgres major version differs from the existing cluster's:
 /// the data directory would not start (pg_upgrade is not automated).
-async fn check_major(data_dir: &Path, tree: &Tree) -> anyhow::Result<()> {
+async fn check_major(data_dir: &Path, tree: &Tree) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(data_dir.join("PG_VERSION")) else {
         return Ok(());
     };
     let cluster: u32 = text.trim().parse().unwrap_or(0);
     let bundled = tree.major_version().await?;
     if cluster != 0 && cluster != bundled {
-        bail!(
-            "{}: the cluster is PostgreSQL {cluster} but this bundle carries {bundled}; \
-             keep the Postgres major version in appliance.toml, or move to an external \
-             server (--postgres-url) and upgrade it with pg_upgrade",
-            data_dir.display()
-        );
+        return Err(InstallError::MajorVersion {
+            data_dir: data_dir.to_path_buf(),
+            cluster,
+            bundled,
+        });
     }
     Ok(())
 }
@@ -160,7 +154,7 @@ pub async fn install_step(
     layout: &Layout,
     name: &str,
     installer: &Installer,
-) -> anyhow::Result<StepReport> {
+) -> Result<StepReport> {
     let config = Config::read(&layout.config_file())?;
     let release = Release::open(layout.release(name))?;
     let current = Release::current(layout)
@@ -181,7 +175,7 @@ async fn record(
     current: Option<&Release>,
     db: &Database,
     installer: &Installer,
-) -> anyhow::Result<Option<UpgradeRecord>> {
+) -> Result<Option<UpgradeRecord>> {
     postgres::migrate(&db.coder_url).await?;
     let pool = postgres::connect(&db.coder_url).await?;
     let upgrade = match current {
@@ -204,14 +198,14 @@ async fn record(
 }
 
 /// Records the certificates coderd and the mirror serve (renewals re-issue the same names).
-async fn record_certificates(layout: &Layout, pool: &sqlx::PgPool) -> anyhow::Result<()> {
+async fn record_certificates(layout: &Layout, pool: &sqlx::PgPool) -> Result<()> {
     let leaves = [
         (layout.coderd_tls_prefix(), "coderd-tls"),
         (layout.mirror_tls_prefix(), "mirror-tls"),
     ];
     for (prefix, purpose) in leaves {
         let facts = crate::supervise::certificates::leaf(&prefix.with_extension("crt"))
-            .map_err(anyhow::Error::msg)?;
+            .map_err(InstallError::Certificate)?;
         let row = ledger::Certificate {
             serial: facts.serial,
             names: facts.names,
@@ -231,7 +225,7 @@ async fn backup_before_upgrade(
     from: &Release,
     db: &Database,
     pool: &sqlx::PgPool,
-) -> anyhow::Result<UpgradeRecord> {
+) -> Result<UpgradeRecord> {
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let file = layout.backups().join(format!(
         "{}-before-{}-{stamp}.dump",
@@ -284,7 +278,7 @@ pub fn write_coderd_env(
     config: &Config,
     release: &Release,
     pg_url: &SecretUrl,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let settings = CoderdSettings {
         access_url: config.access_url.clone(),
         wildcard_url: config.wildcard_url.clone(),
@@ -294,8 +288,10 @@ pub fn write_coderd_env(
         ai_gateway: config.ai_gateway,
     };
     let vars = coderd_env(&settings, layout);
-    write_env_file(etc, CODERD_ENV, owner, &vars)
-        .with_context(|| format!("writing {}", layout.coderd_env().display()))
+    write_env_file(etc, CODERD_ENV, owner, &vars).map_err(|cause| InstallError::Env {
+        path: layout.coderd_env(),
+        cause,
+    })
 }
 
 /// Where the bundled docs are served: the mirror's `/docs/` path.

@@ -18,6 +18,7 @@
 
 pub mod contract;
 pub mod database;
+pub mod error;
 pub mod preflight;
 pub mod rollback;
 pub mod switch;
@@ -27,7 +28,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use airgap_bundle::{Manifest, PublicKey, VerifyOptions};
-use anyhow::{bail, Context};
+pub use error::InstallError;
+use error::Result;
 
 use crate::config::Config;
 use crate::layout::{Layout, EXTERNAL_URL_FILE, INSTALL_LOCK, PROGRAM};
@@ -70,37 +72,104 @@ pub struct Outcome {
     pub reloaded_up: Option<u32>,
 }
 
-/// Runs the whole install.
-pub fn install(req: &Request, progress: &dyn airgap_bundle::Progress) -> anyhow::Result<Outcome> {
+/// The steps of an install, in the order it runs them. Install says `install: step NAME`
+/// on stderr as it enters each, so an operator sees where a failed or killed install
+/// stopped, and the kill test names its kill points from this list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Service user, reachability of ROOT, the key, the claimed sequence and free disk.
+    Preflight,
+    /// ROOT's tree opened and checked, the install lock taken, stale staging removed.
+    Lock,
+    /// Verified unpack into staging, the contract checked, renamed into `releases/`.
+    Unpack,
+    /// CA, certificates, trust bundle, terraformrc, settings, unit, `bin/coder-airgap`.
+    Configure,
+    /// Migrations, the pre-upgrade backup, the ledger row, then `coderd.env`.
+    Database,
+    /// `previous` and `current` switched, one rename each.
+    Switch,
+    /// A running `up` told to move to the new release.
+    Reload,
+}
+
+impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 7] = [
+        Step::Preflight,
+        Step::Lock,
+        Step::Unpack,
+        Step::Configure,
+        Step::Database,
+        Step::Switch,
+        Step::Reload,
+    ];
+
+    /// The step's stable name (printed, and matched by tests).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Preflight => "preflight",
+            Step::Lock => "lock",
+            Step::Unpack => "unpack",
+            Step::Configure => "configure",
+            Step::Database => "database",
+            Step::Switch => "switch",
+            Step::Reload => "reload",
+        }
+    }
+
+    /// The line install prints on stderr as it enters the step.
+    pub fn line(self) -> String {
+        format!("install: step {}", self.name())
+    }
+
+    fn enter(self) {
+        eprintln!("{}", self.line());
+    }
+}
+
+/// Runs the whole install, step by step (see [`Step`]).
+pub fn install(req: &Request, progress: &dyn airgap_bundle::Progress) -> Result<Outcome> {
     let layout = Layout::new(&req.root);
+    Step::Preflight.enter();
     let user = service_user(&req.config.service_user)?;
     if privilege::is_root() {
         check_reachable(&req.root, &user)?;
     }
     let key = PublicKey::from_file(&req.pubkey)?;
     // Not verified yet: read only to refuse early, never to name, create or delete a path.
-    let claimed = airgap_bundle::read_manifest_unverified(&req.bundle)
-        .with_context(|| format!("reading {}", req.bundle.display()))?;
+    let claimed = airgap_bundle::read_manifest_unverified(&req.bundle).map_err(|cause| {
+        InstallError::ReadBundle {
+            bundle: req.bundle.clone(),
+            cause,
+        }
+    })?;
     preflight::check_sequence(&layout, &claimed, req.allow_downgrade)?;
     preflight::check_disk(&req.root, &claimed)?;
     drop(claimed);
+    Step::Lock.enter();
     let tree = create_tree(&layout, &user)?;
     let _lock = lock_install(&tree.root)?;
     remove_stale_staging(&layout)?;
+    Step::Unpack.enter();
     let name = unpack_release(req, &layout, &key, progress)?;
     let replaced = Release::current(&layout)
         .ok()
         .map(|r| r.name)
         .filter(|r| *r != name);
+    Step::Configure.enter();
     configure(req, &layout, &tree, &user)?;
+    Step::Database.enter();
     database_step(&layout, &tree, &user, &name)?;
+    Step::Switch.enter();
     switch::switch_to(&tree.root, &name)?;
+    Step::Reload.enter();
     let reloaded_up = crate::supervise::running_up(&layout)
         .filter(|pid| !privilege::is_root() || privilege::process_owner(*pid) == Some(user.uid));
     if let Some(pid) = reloaded_up {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(0));
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
-            .context("telling the running `up` to reload")?;
+        let raw = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(0));
+        nix::sys::signal::kill(raw, nix::sys::signal::Signal::SIGHUP)
+            .map_err(|cause| InstallError::Reload { pid, cause })?;
     }
     Ok(Outcome {
         release: Release::current(&layout)?,
@@ -110,13 +179,12 @@ pub fn install(req: &Request, progress: &dyn airgap_bundle::Progress) -> anyhow:
 }
 
 /// The service user: looked up or created as root; as another user, it must be us.
-fn service_user(name: &str) -> anyhow::Result<ServiceUser> {
+fn service_user(name: &str) -> Result<ServiceUser> {
     let user = privilege::ensure_service_user(name)?;
     if !privilege::is_root() && user.uid != nix::unistd::Uid::effective().as_raw() {
-        bail!(
-            "install as root (it creates files for --service-user {name}), \
-             or run it as {name}, or pass --service-user with your own user name"
-        );
+        return Err(InstallError::NotServiceUser {
+            name: name.to_string(),
+        });
     }
     Ok(user)
 }
@@ -124,30 +192,24 @@ fn service_user(name: &str) -> anyhow::Result<ServiceUser> {
 /// Fails when a directory above ROOT keeps the service user out (no search permission
 /// for others and not owned by the user), or belongs to it, naming the directory and
 /// the fix.
-fn check_reachable(root: &Path, user: &ServiceUser) -> anyhow::Result<()> {
+fn check_reachable(root: &Path, user: &ServiceUser) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     for dir in root.ancestors().skip(1).filter(|d| d.exists()) {
-        let meta = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let meta = std::fs::metadata(dir).map_err(InstallError::io("reading", dir))?;
         if meta.uid() == user.uid {
-            bail!(
-                "{} belongs to the service user {}, who could move ROOT ({}) away under \
-                 root; chown root:root {} or choose another --root (like /srv/coder)",
-                dir.display(),
-                user.name,
-                root.display(),
-                dir.display()
-            );
+            return Err(InstallError::AncestorOwnedByServiceUser {
+                dir: dir.to_path_buf(),
+                user: user.name.clone(),
+                root: root.to_path_buf(),
+            });
         }
         if meta.mode() & 0o001 == 0 {
-            bail!(
-                "the service user {} cannot reach {}: {} is mode {:o}; \
-                 chmod o+x {} or choose another --root (like /srv/coder)",
-                user.name,
-                root.display(),
-                dir.display(),
-                meta.mode() & 0o777,
-                dir.display()
-            );
+            return Err(InstallError::Unreachable {
+                user: user.name.clone(),
+                root: root.to_path_buf(),
+                dir: dir.to_path_buf(),
+                mode: meta.mode() & 0o777,
+            });
         }
     }
     Ok(())
@@ -173,7 +235,7 @@ pub struct Tree {
 
 /// Opens (creating what is missing) ROOT's tree, refusing links, directories root writes
 /// into that others can change, and gives the service user its directories.
-pub fn create_tree(layout: &Layout, user: &ServiceUser) -> anyhow::Result<Tree> {
+pub fn create_tree(layout: &Layout, user: &ServiceUser) -> Result<Tree> {
     let root = Dir::open_root(layout.root())?;
     let etc = root.admin_dir("etc")?;
     let tree = Tree {
@@ -202,31 +264,29 @@ pub fn service_owner(user: &ServiceUser) -> Owner {
 
 /// Holds `ROOT/.install.lock` (root's) for the whole install: two installs at once would
 /// race on the switch and the database step.
-pub fn lock_install(root: &Dir) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+pub fn lock_install(root: &Dir) -> Result<nix::fcntl::Flock<std::fs::File>> {
     let file = root.open_lock_file(INSTALL_LOCK)?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
-        anyhow::anyhow!(
-            "{}: another install or rollback is running on this root; wait for it to finish",
-            root.path().join(INSTALL_LOCK).display()
-        )
+        InstallError::Locked {
+            path: root.path().join(INSTALL_LOCK),
+        }
     })
 }
 
 /// Removes unpack staging directories left by an install that was killed (safe: we hold
 /// the install lock).
-fn remove_stale_staging(layout: &Layout) -> anyhow::Result<()> {
+fn remove_stale_staging(layout: &Layout) -> Result<()> {
     let releases = layout.releases();
-    for entry in
-        std::fs::read_dir(&releases).with_context(|| format!("reading {}", releases.display()))?
-    {
-        let path = entry?.path();
+    for entry in std::fs::read_dir(&releases).map_err(InstallError::io("reading", &releases))? {
+        let path = entry
+            .map_err(InstallError::io("reading", &releases))?
+            .path();
         let stale = path
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with(airgap_bundle::STAGING_PREFIX));
         if stale {
-            std::fs::remove_dir_all(&path)
-                .with_context(|| format!("removing {}", path.display()))?;
+            std::fs::remove_dir_all(&path).map_err(InstallError::io("removing", &path))?;
         }
     }
     Ok(())
@@ -242,14 +302,20 @@ fn unpack_release(
     layout: &Layout,
     key: &PublicKey,
     bar: &dyn airgap_bundle::Progress,
-) -> anyhow::Result<String> {
+) -> Result<String> {
+    let bundle = || req.bundle.clone();
     let staged =
         airgap_bundle::unpack_staged(&req.bundle, key, &layout.releases(), &req.verify, bar)
-            .with_context(|| format!("verifying {}", req.bundle.display()))?;
+            .map_err(|cause| InstallError::Verification {
+                bundle: bundle(),
+                cause,
+            })?;
     let verified = staged.verified().clone();
     let manifest = &verified.manifest;
-    let refused = || format!("{}: refused", req.bundle.display());
-    let name = Release::dir_name(manifest).with_context(refused)?;
+    let name = Release::dir_name(manifest).map_err(|cause| InstallError::BadName {
+        bundle: bundle(),
+        cause,
+    })?;
     for reserved in [
         MANIFEST_FILE.to_string(),
         format!("{MANIFEST_FILE}.partial"),
@@ -257,33 +323,35 @@ fn unpack_release(
         if manifest.files.iter().any(|f| f.path == reserved)
             || manifest.directories.iter().any(|d| d.path == reserved)
         {
-            bail!(
-                "{}: the bundle holds {reserved}, a name reserved for install's own record",
-                req.bundle.display()
-            );
+            return Err(InstallError::ReservedName {
+                bundle: bundle(),
+                name: reserved,
+            });
         }
     }
-    contract::check(staged.path(), manifest).with_context(refused)?;
+    contract::check(staged.path(), manifest).map_err(|cause| InstallError::Contract {
+        bundle: bundle(),
+        cause,
+    })?;
     preflight::check_sequence(layout, manifest, req.allow_downgrade)?;
     let dir = layout.release(&name);
     if dir.exists() && !dir.join(MANIFEST_FILE).exists() {
         // Left by an older install killed between unpack and saving the manifest.
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir).map_err(InstallError::io("removing", &dir))?;
     }
     if let Ok(installed) = Release::open(dir.clone()) {
         if installed.manifest != *manifest {
-            bail!(
-                "{} is already installed from a different bundle with the same version and \
-                 sequence; give each bundle its own sequence (pack --sequence)",
-                dir.display()
-            );
+            return Err(InstallError::Conflict { dir });
         }
     }
     if !dir.exists() {
         save_manifest(staged.path(), manifest)?;
         staged
             .persist(&dir)
-            .with_context(|| format!("moving the verified release to {}", dir.display()))?;
+            .map_err(|cause| InstallError::Persist {
+                dir: dir.clone(),
+                cause,
+            })?;
     }
     eprintln!(
         "verified {} {} sequence {} (key {})",
@@ -292,23 +360,19 @@ fn unpack_release(
     Ok(name)
 }
 
-fn save_manifest(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+fn save_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     let path = dir.join(MANIFEST_FILE);
     let tmp = dir.join(format!("{MANIFEST_FILE}.partial"));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(manifest)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(InstallError::json(format!("writing {}", path.display())))?;
+    std::fs::write(&tmp, json).map_err(InstallError::io("writing", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(InstallError::io("writing", &path))
 }
 
 /// Certificates, trust bundle, terraformrc, settings, the external URL secret, the
 /// systemd unit and a copy of this program under ROOT/bin, each written through the
 /// directory handles of `tree`.
-fn configure(
-    req: &Request,
-    layout: &Layout,
-    tree: &Tree,
-    user: &ServiceUser,
-) -> anyhow::Result<()> {
+fn configure(req: &Request, layout: &Layout, tree: &Tree, user: &ServiceUser) -> Result<()> {
     let mirror_addr = req.config.mirror_listen;
     let plan = tls::TlsPlan {
         access: &req.config.access_url,
@@ -362,15 +426,15 @@ fn specific_ip(ip: IpAddr) -> Option<IpAddr> {
 
 /// Copies the running program to `ROOT/bin/coder-airgap`, which the unit starts (the
 /// service user may not be able to reach wherever the operator keeps it).
-fn copy_self(layout: &Layout, bin: &Dir) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating this program")?;
+fn copy_self(layout: &Layout, bin: &Dir) -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|cause| InstallError::OwnExe { cause })?;
     let dest = layout.installed_exe();
     if exe == dest {
         return Ok(dest);
     }
     // /proc/self/exe still reads when the file on disk was replaced or removed meanwhile.
-    let mut source = std::fs::File::open("/proc/self/exe")
-        .with_context(|| format!("reading {}", exe.display()))?;
+    let mut source =
+        std::fs::File::open("/proc/self/exe").map_err(InstallError::io("reading", &exe))?;
     bin.copy_file(PROGRAM, &mut source, 0o755)?;
     Ok(dest)
 }
@@ -379,19 +443,15 @@ fn copy_self(layout: &Layout, bin: &Dir) -> anyhow::Result<PathBuf> {
 /// PostgreSQL refuses root; in this process otherwise), then writes what it reported
 /// where the service user cannot: `etc/coderd.env` (the service user's, 0600) and the
 /// upgrade record in the release directory.
-fn database_step(
-    layout: &Layout,
-    tree: &Tree,
-    user: &ServiceUser,
-    name: &str,
-) -> anyhow::Result<()> {
+fn database_step(layout: &Layout, tree: &Tree, user: &ServiceUser, name: &str) -> Result<()> {
     let installer = database::Installer {
         name: operator_name(),
     };
     let report = if privilege::is_root() {
         database_child(layout, user, name, &installer)?
     } else {
-        crate::runtime::block_on(database::install_step(layout, name, &installer))??
+        crate::runtime::block_on(database::install_step(layout, name, &installer))
+            .map_err(|cause| InstallError::Runtime { cause })??
     };
     let config = Config::read_in(&tree.etc, &layout.config_file())?;
     let release = Release::open(layout.release(name))?;
@@ -399,12 +459,11 @@ fn database_step(
     database::write_coderd_env(layout, &tree.etc, owner, &config, &release, &report.pg_url)?;
     if let Some(record) = &report.upgrade {
         let dir = tree.releases.admin_dir(name)?;
-        dir.write_file(
-            database::UPGRADE_FILE,
-            &serde_json::to_vec_pretty(record)?,
-            0o644,
-            None,
-        )?;
+        let json = serde_json::to_vec_pretty(record).map_err(InstallError::json(format!(
+            "writing {}",
+            layout.release(name).join(database::UPGRADE_FILE).display()
+        )))?;
+        dir.write_file(database::UPGRADE_FILE, &json, 0o644, None)?;
     }
     Ok(())
 }
@@ -416,7 +475,7 @@ fn database_child(
     user: &ServiceUser,
     name: &str,
     installer: &database::Installer,
-) -> anyhow::Result<database::StepReport> {
+) -> Result<database::StepReport> {
     let exe = layout.installed_exe();
     let root = layout.root().as_os_str().to_owned();
     let args: Vec<std::ffi::OsString> = vec![
@@ -433,25 +492,103 @@ fn database_child(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .output()
-        .with_context(|| format!("running the database step as {}", user.name))?;
+        .map_err(|cause| InstallError::Spawn {
+            step: DATABASE_STEP,
+            user: user.name.clone(),
+            cause,
+        })?;
     if !out.status.success() {
-        bail!(
-            "the database step (run as {}) failed; its error is above",
-            user.name
-        );
+        return Err(InstallError::StepFailed {
+            step: DATABASE_STEP,
+            user: user.name.clone(),
+        });
     }
     let line = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(line.trim()).with_context(|| {
-        format!(
-            "the database step (run as {}) reported no result",
-            user.name
-        )
+    serde_json::from_str(line.trim()).map_err(|cause| InstallError::NoReport {
+        user: user.name.clone(),
+        cause,
     })
 }
+
+/// The database step's name in messages.
+const DATABASE_STEP: &str = "the database step";
 
 /// The operator for the ledger: `SUDO_USER`, else `USER`, else the uid.
 fn operator_name() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| format!("uid {}", nix::unistd::Uid::effective()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_second_install_on_the_same_root_is_refused_as_locked(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let root = Dir::open_root(dir.path())?;
+        let _held = lock_install(&root)?;
+        let err = lock_install(&root).expect_err("the lock is held");
+        assert!(
+            matches!(&err, InstallError::Locked { path } if path.ends_with(INSTALL_LOCK)),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_directory_above_root_that_keeps_the_service_user_out_is_named(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let closed = dir.path().join("closed");
+        std::fs::create_dir(&closed)?;
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o750))?;
+        let user = ServiceUser {
+            name: "nobody-here".into(),
+            uid: u32::MAX - 1,
+            gid: u32::MAX - 1,
+            home: PathBuf::from("/nonexistent"),
+        };
+        let err = check_reachable(&closed.join("root"), &user).expect_err("mode 0750");
+        assert!(
+            matches!(&err, InstallError::Unreachable { dir, mode: 0o750, .. } if *dir == closed),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_unreadable_upgrade_record_is_a_json_error_naming_the_file(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join(database::UPGRADE_FILE), "{not json")?;
+        let err = database::UpgradeRecord::read(dir.path()).expect_err("not JSON");
+        assert!(
+            matches!(&err, InstallError::Json { what, .. } if what.contains(database::UPGRADE_FILE)),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn step_names_are_distinct_and_in_plan_order() {
+        let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "preflight",
+                "lock",
+                "unpack",
+                "configure",
+                "database",
+                "switch",
+                "reload"
+            ]
+        );
+        assert_eq!(Step::Database.line(), "install: step database");
+    }
 }

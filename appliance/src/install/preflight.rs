@@ -8,7 +8,8 @@ use std::path::Path;
 
 use airgap_bundle::escape::Escaped;
 use airgap_bundle::Manifest;
-use anyhow::bail;
+
+use super::error::{InstallError, Result};
 
 use crate::layout::Layout;
 use crate::release::Release;
@@ -19,51 +20,42 @@ const HEADROOM: u64 = 256 << 20;
 /// Refuses `new` when its sequence is lower than the installed release's, unless
 /// `allow_downgrade`. Install calls it on the claimed manifest first and again on the
 /// verified one.
-pub fn check_sequence(
-    layout: &Layout,
-    new: &Manifest,
-    allow_downgrade: bool,
-) -> anyhow::Result<()> {
+pub fn check_sequence(layout: &Layout, new: &Manifest, allow_downgrade: bool) -> Result<()> {
     let Ok(current) = Release::current(layout) else {
         return Ok(());
     };
     let installed = &current.manifest;
     if new.sequence < installed.sequence && !allow_downgrade {
-        bail!(
-            "bundle {} {} has sequence {}, lower than the installed {} {} (sequence {}): \
-             refusing a downgrade, which is how a replayed old bundle would look; \
-             pass --allow-downgrade if this is on purpose",
-            Escaped(&new.name),
-            Escaped(&new.version),
-            new.sequence,
-            installed.name,
-            installed.version,
-            installed.sequence
-        );
+        return Err(InstallError::Downgrade {
+            bundle: format!("{} {}", Escaped(&new.name), Escaped(&new.version)),
+            sequence: new.sequence,
+            installed: format!("{} {}", installed.name, installed.version),
+            installed_sequence: installed.sequence,
+        });
     }
     Ok(())
 }
 
 /// Fails when the filesystem holding `root` has less room than the unpacked release plus
 /// headroom, naming both figures.
-pub fn check_disk(root: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+pub fn check_disk(root: &Path, manifest: &Manifest) -> Result<()> {
     let release = manifest.total_bytes();
     let need = release.saturating_add(HEADROOM);
     let probe = existing_ancestor(root);
-    let stat = nix::sys::statvfs::statvfs(probe)
-        .map_err(|e| anyhow::anyhow!("{}: cannot read free space: {e}", probe.display()))?;
+    let stat = nix::sys::statvfs::statvfs(probe).map_err(|cause| InstallError::FreeSpace {
+        path: probe.to_path_buf(),
+        cause,
+    })?;
     let free = stat.blocks_available() * stat.fragment_size();
     if free < need {
-        bail!(
-            "not enough free disk for {}: the release needs {} MiB plus {} MiB headroom, \
-             the filesystem of {} has {} MiB free; free {} MiB or choose another --root",
-            root.display(),
-            release >> 20,
-            HEADROOM >> 20,
-            probe.display(),
-            free >> 20,
-            (need - free).div_ceil(1 << 20)
-        );
+        return Err(InstallError::Disk {
+            root: root.to_path_buf(),
+            probe: probe.to_path_buf(),
+            release_mib: release >> 20,
+            headroom_mib: HEADROOM >> 20,
+            free_mib: free >> 20,
+            short_mib: (need - free).div_ceil(1 << 20),
+        });
     }
     Ok(())
 }

@@ -6,8 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
+use super::error::{InstallError, Result};
 use crate::rootdir::Dir;
 
 /// The name of the link to the running release.
@@ -18,7 +17,7 @@ const PREVIOUS: &str = "previous";
 /// Makes `name` the current release; the release it replaces (if different) becomes
 /// `previous`. `previous` is updated first, so a kill between the two renames leaves
 /// `current` on the old release and `previous` naming the same one.
-pub fn switch_to(root: &Dir, name: &str) -> anyhow::Result<()> {
+pub fn switch_to(root: &Dir, name: &str) -> Result<()> {
     let new = release_target(name);
     if let Some(old) = root.read_link(CURRENT)? {
         if old != new {
@@ -31,13 +30,12 @@ pub fn switch_to(root: &Dir, name: &str) -> anyhow::Result<()> {
 
 /// Points `current` back at `previous` and removes `previous` (a second rollback would
 /// need the database of the release being left, which is not kept).
-pub fn roll_back(root: &Dir) -> anyhow::Result<()> {
-    let previous = root.read_link(PREVIOUS)?.with_context(|| {
-        format!(
-            "{}: no previous release",
-            root.path().join(PREVIOUS).display()
-        )
-    })?;
+pub fn roll_back(root: &Dir) -> Result<()> {
+    let previous = root
+        .read_link(PREVIOUS)?
+        .ok_or_else(|| InstallError::NoPrevious {
+            path: root.path().join(PREVIOUS),
+        })?;
     root.symlink(CURRENT, &previous)?;
     root.remove_file(PREVIOUS)?;
     Ok(())
@@ -53,7 +51,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn switching_keeps_the_replaced_release_as_previous() -> anyhow::Result<()> {
+    fn switching_keeps_the_replaced_release_as_previous() -> Result<(), Box<dyn std::error::Error>>
+    {
         let dir = tempfile::tempdir()?;
         let layout = crate::layout::Layout::new(dir.path());
         let root = Dir::open_root(dir.path())?;
@@ -79,6 +78,20 @@ mod tests {
             release_target("1.0-1")
         );
         assert!(std::fs::symlink_metadata(layout.previous()).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn rolling_back_with_no_previous_release_is_refused() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let root = Dir::open_root(dir.path())?;
+        switch_to(&root, "1.0-1")?;
+        let err = roll_back(&root).expect_err("nothing to return to");
+        assert!(
+            matches!(&err, InstallError::NoPrevious { path } if path.ends_with(PREVIOUS)),
+            "{err:?}"
+        );
         Ok(())
     }
 }

@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use airgap_certs::{CertificateAuthority, InitOptions, IpRange, LeafRequest};
-use anyhow::Context;
 use time::{Duration, OffsetDateTime};
 
+use super::error::{InstallError, Result};
 use crate::config::AccessUrl;
 use crate::layout::Layout;
 use crate::privilege::ServiceUser;
@@ -38,7 +38,7 @@ pub struct TlsPlan<'a> {
 /// changed by anyone but root: the default `ROOT/ca` through ROOT's handle (not a link,
 /// root-owned, writable by root only; a missing one is created by `init`), another
 /// `--ca-dir` by opening it without following its last component.
-pub fn check_ca_dir(root: &Dir, ca_dir: &Path, layout: &Layout) -> anyhow::Result<()> {
+pub fn check_ca_dir(root: &Dir, ca_dir: &Path, layout: &Layout) -> Result<()> {
     if ca_dir == layout.default_ca_dir() {
         root.existing_admin_dir("ca")?;
     } else if ca_dir.exists() {
@@ -50,7 +50,7 @@ pub fn check_ca_dir(root: &Dir, ca_dir: &Path, layout: &Layout) -> anyhow::Resul
 /// Gives the private keys of coderd's and the mirror's current certificates to the
 /// service user (0600 stays), through handles: `tls/.NAME.tls/current` is read as a link
 /// and its target opened as one plain name. Called after issuing and renewing, as root.
-pub fn hand_keys_to(tls: &Dir, user: &ServiceUser) -> anyhow::Result<()> {
+pub fn hand_keys_to(tls: &Dir, user: &ServiceUser) -> Result<()> {
     if !crate::privilege::is_root() {
         return Ok(());
     }
@@ -68,12 +68,9 @@ pub fn hand_keys_to(tls: &Dir, user: &ServiceUser) -> anyhow::Result<()> {
         let serial = serial
             .to_str()
             .filter(|s| !s.contains('/'))
-            .with_context(|| {
-                format!(
-                    "{}: current points at {}, not a version",
-                    store.path().display(),
-                    serial.display()
-                )
+            .ok_or_else(|| InstallError::TlsStore {
+                path: store.path().to_path_buf(),
+                problem: format!("current points at {}, not a version", serial.display()),
             })?;
         store.open_subdir(serial)?.chown_entry("tls.key", owner)?;
     }
@@ -81,10 +78,12 @@ pub fn hand_keys_to(tls: &Dir, user: &ServiceUser) -> anyhow::Result<()> {
 }
 
 /// Loads the CA at `dir`, or creates it there when `create` (the default CA under ROOT).
-pub fn open_ca(dir: &Path, create: bool, plan: &TlsPlan) -> anyhow::Result<CertificateAuthority> {
+pub fn open_ca(dir: &Path, create: bool, plan: &TlsPlan) -> Result<CertificateAuthority> {
     if dir.join("ca.json").exists() || !create {
-        return CertificateAuthority::load(dir)
-            .with_context(|| format!("loading the CA in {}", dir.display()));
+        return CertificateAuthority::load(dir).map_err(InstallError::tls(format!(
+            "loading the CA in {}",
+            dir.display()
+        )));
     }
     let mut options = InitOptions::new(format!("coder-airgap CA for {}", plan.access.host()));
     options.permitted_dns = plan.access.ca_domain().into_iter().collect();
@@ -103,8 +102,10 @@ pub fn open_ca(dir: &Path, create: bool, plan: &TlsPlan) -> anyhow::Result<Certi
         dir.display(),
         options.permitted_dns.join(", ")
     );
-    CertificateAuthority::init(dir, &options)
-        .with_context(|| format!("creating the CA in {}", dir.display()))
+    CertificateAuthority::init(dir, &options).map_err(InstallError::tls(format!(
+        "creating the CA in {}",
+        dir.display()
+    )))
 }
 
 /// Issues (or keeps, when still right) coderd's and the mirror's certificates and writes
@@ -116,7 +117,7 @@ pub fn issue_all(
     layout: &Layout,
     tls: &Dir,
     plan: &TlsPlan,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let host_dns: Vec<String> = match plan.access.ip() {
         Some(_) => Vec::new(),
@@ -142,7 +143,10 @@ pub fn issue_all(
         ensure_leaf(ca, &request, &prefix, tls)?;
     }
     ca.write_trust_bundle(&layout.ca_bundle())
-        .with_context(|| format!("writing {}", layout.ca_bundle().display()))?;
+        .map_err(InstallError::tls(format!(
+            "writing {}",
+            layout.ca_bundle().display()
+        )))?;
     Ok(())
 }
 
@@ -153,7 +157,7 @@ fn ensure_leaf(
     request: &LeafRequest,
     prefix: &Path,
     tls: &Dir,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let crt = prefix.with_extension("crt");
     if crt.exists() {
         if leaf_still_fits(ca, request, prefix)? {
@@ -163,7 +167,7 @@ fn ensure_leaf(
     }
     let issued = ca
         .issue_to_files(request, prefix)
-        .with_context(|| format!("issuing {}", crt.display()))?;
+        .map_err(InstallError::tls(format!("issuing {}", crt.display())))?;
     eprintln!(
         "issued {} for {} (valid until {})",
         crt.display(),
@@ -177,8 +181,8 @@ fn leaf_still_fits(
     ca: &CertificateAuthority,
     request: &LeafRequest,
     prefix: &Path,
-) -> anyhow::Result<bool> {
-    let prefix = std::path::absolute(prefix)?;
+) -> Result<bool> {
+    let prefix = std::path::absolute(prefix).map_err(InstallError::io("resolving", prefix))?;
     let ledger = ca.ledger()?;
     let Some(entry) = ledger
         .entries
@@ -201,11 +205,15 @@ fn leaf_still_fits(
 
 /// Removes `PREFIX.crt`, `PREFIX.key` and their version store `.NAME.tls` through the
 /// handle of their directory (links removed, never followed).
-fn remove_leaf(prefix: &Path, tls: &Dir) -> anyhow::Result<()> {
-    let name = prefix
-        .file_name()
-        .and_then(|n| n.to_str())
-        .with_context(|| format!("{}: not a certificate prefix", prefix.display()))?;
+fn remove_leaf(prefix: &Path, tls: &Dir) -> Result<()> {
+    let name =
+        prefix
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| InstallError::TlsStore {
+                path: prefix.to_path_buf(),
+                problem: "not a certificate prefix".into(),
+            })?;
     tls.remove_file(&format!("{name}.crt"))?;
     tls.remove_file(&format!("{name}.key"))?;
     tls.remove_tree(&format!(".{name}.tls"))?;

@@ -19,14 +19,14 @@ pub enum PgError {
         name: &'static str,
     },
     /// A file-system operation failed.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {cause}")]
     Io {
         /// What we were doing, e.g. "cannot create".
         what: &'static str,
         /// The path involved.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A PostgreSQL program (initdb, pg_ctl, pg_dump, ...) failed.
     #[error("{tool} failed: {message}")]
@@ -130,11 +130,11 @@ pub enum PgError {
 
 impl PgError {
     /// An [`PgError::Io`] for `path`.
-    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(what: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         PgError::Io {
             what,
             path: path.into(),
-            source,
+            cause,
         }
     }
 

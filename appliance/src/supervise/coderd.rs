@@ -47,9 +47,9 @@ impl Coderd {
             .tokio_command()
             .process_group(0)
             .spawn()
-            .map_err(|source| SuperviseError::Spawn {
+            .map_err(|cause| SuperviseError::Spawn {
                 path: bin.clone(),
-                source,
+                cause,
             })?;
         let pid = child.id().unwrap_or_default();
         let process = ProcessId::of(pid).unwrap_or(ProcessId { pid, start: 0 });

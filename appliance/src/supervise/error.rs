@@ -20,14 +20,14 @@ pub enum SuperviseError {
         pid: u32,
     },
     /// A file could not be read or written.
-    #[error("{what} {path}: {source} (the service user must own everything under the appliance root; re-run install as root to fix ownership)", path = .path.display())]
+    #[error("{what} {path}: {cause} (the service user must own everything under the appliance root; re-run install as root to fix ownership)", path = .path.display())]
     Io {
         /// What was being done.
         what: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The state file does not parse.
     #[error("{path}: {message} (written by `coder-airgap up`; it is rewritten when up starts)", path = .path.display())]
@@ -48,7 +48,7 @@ pub enum SuperviseError {
     Release(#[from] ReleaseError),
     /// The database.
     #[error("postgres: {0}")]
-    Postgres(#[from] PgError),
+    Postgres(PgError),
     /// A setting that `up` cannot use.
     #[error("{path}: {message}", path = .path.display())]
     Setting {
@@ -61,13 +61,21 @@ pub enum SuperviseError {
     #[error("provider mirror: {0}")]
     Mirror(String),
     /// coderd could not be started.
-    #[error("cannot start {path}: {source} (re-install the release)", path = .path.display())]
+    #[error("cannot start {path}: {cause} (re-install the release)", path = .path.display())]
     Spawn {
         /// The coder binary.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+}
+
+/// `?` on a [`PgError`]: the message says it came from Postgres and carries its text (the
+/// cause is not a `source()`: docs/errors.md).
+impl From<PgError> for SuperviseError {
+    fn from(cause: PgError) -> Self {
+        SuperviseError::Postgres(cause)
+    }
 }
 
 impl SuperviseError {
@@ -77,6 +85,6 @@ impl SuperviseError {
         path: impl AsRef<Path>,
     ) -> impl FnOnce(std::io::Error) -> SuperviseError {
         let path = path.as_ref().to_path_buf();
-        move |source| SuperviseError::Io { what, path, source }
+        move |cause| SuperviseError::Io { what, path, cause }
     }
 }

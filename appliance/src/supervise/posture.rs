@@ -61,12 +61,12 @@ impl Serialize for Posture {
 #[derive(Debug, thiserror::Error)]
 pub enum PostureError {
     /// `/proc/PID/environ` or `cmdline` could not be read.
-    #[error("cannot read {path}: {source} (run this as root or as the service user, while coderd runs)", path = .path.display())]
+    #[error("cannot read {path}: {cause} (run this as root or as the service user, while coderd runs)", path = .path.display())]
     Read {
         /// The file under /proc.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -74,7 +74,7 @@ pub enum PostureError {
 pub fn read_process(pid: u32) -> Result<(Vec<u8>, Vec<String>), PostureError> {
     let read = |name: &str| {
         let path = PathBuf::from(format!("/proc/{pid}/{name}"));
-        std::fs::read(&path).map_err(|source| PostureError::Read { path, source })
+        std::fs::read(&path).map_err(|cause| PostureError::Read { path, cause })
     };
     let environ = read("environ")?;
     Ok((environ, args(&read("cmdline")?)))

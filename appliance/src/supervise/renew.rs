@@ -34,7 +34,10 @@ pub fn interval() -> Duration {
 /// the CA (whose key is root's alone, see [`Layout`]) after checking ROOT, etc, etc/tls
 /// and the CA directory through handles, and gives the new keys to the service user. A
 /// failed renewal is reported, not fatal: `up` starts with the certificates it has.
-pub fn prepare_as_root(layout: &Layout, user: &ServiceUser) -> anyhow::Result<()> {
+pub fn prepare_as_root(
+    layout: &Layout,
+    user: &ServiceUser,
+) -> Result<(), crate::install::InstallError> {
     let root = Dir::open_root(layout.root())?;
     let etc = root.admin_dir("etc")?;
     let tls = etc.admin_dir("tls")?;
