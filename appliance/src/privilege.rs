@@ -96,16 +96,32 @@ pub fn is_root() -> bool {
     Uid::effective().is_root()
 }
 
+/// The user database's lock file (lckpwdf(3)). shadow's tools hold fcntl locks on it while
+/// they write; [`ensure_service_user`] holds an flock(2), which does not conflict with
+/// those, so `useradd` still runs while it is held.
+const USER_DB_LOCK: &str = "/etc/.pwd.lock";
+/// How long [`ensure_service_user`] waits for another creator (whose `useradd` has a
+/// 60 s timeout).
+const USER_DB_WAIT: Duration = Duration::from_secs(90);
+
 /// Looks up `name`; when it does not exist and we are root, creates it as a system user
 /// with its own group, no home and no login shell (announced on stderr). When it does not
-/// exist and we are not root, the error says how to fix it. Not safe to call from
-/// several processes at once for the same new user (useradd itself can race).
+/// exist and we are not root, the error says how to fix it. Safe to call from several
+/// processes at once: `useradd` checks for the name before it locks the user database,
+/// so concurrent runs for one new name all succeed and each redefines the user with a
+/// new uid (ROOT/run chowned to the first uid, `up` dropped to the last); the look-up
+/// and the creation therefore run under [`USER_DB_LOCK`].
 pub fn ensure_service_user(name: &str) -> Result<ServiceUser, PrivilegeError> {
     if let Some(user) = lookup(name)? {
         return Ok(user);
     }
     if !is_root() {
         return Err(PrivilegeError::MissingUser { name: name.into() });
+    }
+    let _db = lock_user_db(name)?;
+    // Created meanwhile by the creator that held the lock before us.
+    if let Some(user) = lookup(name)? {
+        return Ok(user);
     }
     eprintln!("creating system user {name} (useradd --system)");
     create_user(name)?;
@@ -122,6 +138,42 @@ fn lookup(name: &str) -> Result<Option<ServiceUser>, PrivilegeError> {
             name: name.into(),
             reason: e.desc().into(),
         })
+}
+
+/// Holds [`USER_DB_LOCK`] (created like lckpwdf creates it) until the file is dropped,
+/// waiting up to [`USER_DB_WAIT`] for another creator of a user.
+fn lock_user_db(name: &str) -> Result<std::fs::File, PrivilegeError> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let err = |reason: String| PrivilegeError::CreateUser {
+        name: name.into(),
+        reason,
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(USER_DB_LOCK)
+        .map_err(|e| err(format!("cannot open {USER_DB_LOCK}: {e}")))?;
+    let deadline = std::time::Instant::now() + USER_DB_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(err(format!(
+                    "another process has held {USER_DB_LOCK} (flock) for {} s",
+                    USER_DB_WAIT.as_secs()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(err(format!("cannot lock {USER_DB_LOCK}: {e}")))
+            }
+        }
+    }
 }
 
 fn create_user(name: &str) -> Result<(), PrivilegeError> {
@@ -237,6 +289,62 @@ mod tests {
     fn existing_user_is_found() -> Result<(), PrivilegeError> {
         let root = ensure_service_user("root")?;
         assert_eq!((root.uid, root.gid), (0, 0));
+        Ok(())
+    }
+
+    /// Deletes the user `name` and its group (errors ignored: either may be gone).
+    fn remove_user(name: &str) {
+        for tool in ["userdel", "groupdel"] {
+            let _ = Command::new(tool)
+                .arg(name)
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// Several installs or `up`s on a machine without the user each create it; the one
+    /// that chowned ROOT/run to the uid it saw must not find the user redefined later
+    /// (a concurrent `useradd` of the same name overwrote the entry with a new uid, and
+    /// `up`, re-executed as that new uid, could not open ROOT/run/up.lock).
+    #[test]
+    #[ignore = "needs root: creates and deletes a system user"]
+    fn concurrent_creators_of_a_new_user_agree_on_its_uid() -> Result<(), PrivilegeError> {
+        const CREATORS: usize = 6;
+        let name = format!("airgap-race-{}", std::process::id());
+        remove_user(&name);
+        let start = std::sync::Barrier::new(CREATORS);
+        let seen: Vec<_> = std::thread::scope(|s| {
+            let creators: Vec<_> = (0..CREATORS)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        ensure_service_user(&name)
+                    })
+                })
+                .collect();
+            creators
+                .into_iter()
+                .map(|c| c.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let last = lookup(&name);
+        remove_user(&name);
+        let last = last?.ok_or_else(|| PrivilegeError::MissingUser { name: name.clone() })?;
+        for user in seen {
+            let user = user?;
+            assert_eq!(
+                (user.uid, user.gid),
+                (last.uid, last.gid),
+                "a creator saw {name} as {}:{} but it ended as {}:{}",
+                user.uid,
+                user.gid,
+                last.uid,
+                last.gid
+            );
+        }
         Ok(())
     }
 

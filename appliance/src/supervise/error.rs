@@ -37,6 +37,16 @@ pub enum SuperviseError {
         /// What is wrong.
         message: String,
     },
+    /// `ROOT/run/up.lock` could not be opened for lack of permission.
+    #[error("cannot open {path}: {cause}; {facts}", path = .path.display())]
+    LockDenied {
+        /// The lock file.
+        path: PathBuf,
+        /// The owners and modes of run/ and the lock, and our uid and gid.
+        facts: String,
+        /// The cause.
+        cause: std::io::Error,
+    },
     /// The appliance settings.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -44,13 +44,73 @@ impl UpLock {
             .mode(0o644)
             .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&path)
-            .map_err(io("cannot open"))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied => denied(layout, e),
+                _ => io("cannot open")(e),
+            })?;
         lock_exclusive(&file, layout)?;
         file.set_len(0).map_err(io("cannot write"))?;
         file.seek(SeekFrom::Start(0)).map_err(io("cannot write"))?;
         writeln!(file, "{}", std::process::id()).map_err(io("cannot write"))?;
         file.sync_all().map_err(io("cannot write"))?;
         Ok(UpLock { _file: file })
+    }
+}
+
+/// The lock could not be opened (`cause`, EACCES or EPERM): the error states who owns run/
+/// and the lock with which modes, and who we are, and names the likely fix only when
+/// those facts show it.
+fn denied(layout: &Layout, cause: std::io::Error) -> SuperviseError {
+    use std::os::unix::fs::MetadataExt as _;
+    let (run, path) = (layout.run(), layout.up_lock());
+    let (uid, gid) = (
+        nix::unistd::Uid::effective().as_raw(),
+        nix::unistd::Gid::effective().as_raw(),
+    );
+    let groups = nix::unistd::getgroups().map_or_else(
+        |e| format!("unknown ({e})"),
+        |groups| {
+            let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            format!("[{}]", groups.join(", "))
+        },
+    );
+    let run_meta = std::fs::symlink_metadata(&run);
+    let lock_meta = std::fs::symlink_metadata(&path);
+    let mut facts = format!(
+        "{}, {}, and this process runs as uid {uid}, gid {gid}, groups {groups}",
+        ownership(&run, &run_meta),
+        ownership(&path, &lock_meta)
+    );
+    if run_meta.as_ref().is_ok_and(|m| m.uid() != uid) {
+        facts.push_str(&format!(
+            " ({} is not ours: install gives it to the service user as it was then; if that \
+             user has been re-created with another uid, re-run install as root)",
+            run.display()
+        ));
+    } else if lock_meta.as_ref().is_ok_and(|m| m.uid() != uid) {
+        facts.push_str(&format!(
+            " ({} is not ours: remove it, up creates it again)",
+            path.display()
+        ));
+    }
+    SuperviseError::LockDenied { path, facts, cause }
+}
+
+/// "PATH is owned by UID:GID with mode MODE", or why that is unknown.
+fn ownership(path: &std::path::Path, meta: &std::io::Result<std::fs::Metadata>) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    match meta {
+        Ok(m) => format!(
+            "{} is owned by {}:{} with mode {:04o}",
+            path.display(),
+            m.uid(),
+            m.gid(),
+            m.mode() & 0o7777
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!("{} does not exist", path.display())
+        }
+        Err(e) => format!("{} cannot be inspected ({e})", path.display()),
     }
 }
 
@@ -132,6 +192,56 @@ mod tests {
         // A stale pid in an unlocked file does not count.
         assert!(layout.up_lock().exists());
         assert_eq!(running_up(&layout), None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_denied_lock_states_owners_modes_and_our_ids_and_its_cause_once(
+    ) -> Result<(), SuperviseError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().map_err(SuperviseError::io("tempdir", "/tmp"))?;
+        let layout = Layout::new(tmp.path());
+        let run = layout.run();
+        std::fs::create_dir(&run).map_err(SuperviseError::io("mkdir", &run))?;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))
+            .map_err(SuperviseError::io("chmod", &run))?;
+        let (uid, gid) = (
+            nix::unistd::Uid::effective().as_raw(),
+            nix::unistd::Gid::effective().as_raw(),
+        );
+        let eacces = || std::io::Error::from_raw_os_error(nix::libc::EACCES);
+        let cause = eacces().to_string();
+
+        let msg = denied(&layout, eacces()).to_string();
+        let lock = layout.up_lock();
+        for fact in [
+            format!("cannot open {}: {cause};", lock.display()),
+            format!("{} is owned by {uid}:{gid} with mode 0700", run.display()),
+            format!("{} does not exist", lock.display()),
+            format!("this process runs as uid {uid}, gid {gid}, groups ["),
+        ] {
+            assert!(msg.contains(&fact), "{fact:?} missing: {msg}");
+        }
+        assert_eq!(msg.matches(&cause).count(), 1, "{msg}");
+        assert!(!msg.contains("is not ours"), "run/ is ours: {msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+
+        std::fs::write(&lock, "").map_err(SuperviseError::io("write", &lock))?;
+        std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o600))
+            .map_err(SuperviseError::io("chmod", &lock))?;
+        let msg = denied(&layout, eacces()).to_string();
+        let fact = format!("{} is owned by {uid}:{gid} with mode 0600", lock.display());
+        assert!(msg.contains(&fact), "{fact:?} missing: {msg}");
+
+        // run/ given to a uid that is not ours (a re-created service user) is named.
+        if crate::privilege::is_root() {
+            std::os::unix::fs::chown(&run, Some(65534), Some(65534))
+                .map_err(SuperviseError::io("chown", &run))?;
+            let msg = denied(&layout, eacces()).to_string();
+            let fact = format!("{} is owned by 65534:65534 with mode 0700", run.display());
+            assert!(msg.contains(&fact), "{fact:?} missing: {msg}");
+            assert!(msg.contains("re-created with another uid"), "{msg}");
+        }
         Ok(())
     }
 }
