@@ -84,9 +84,12 @@ pub fn lookup_user(name: &str) -> Result<Option<OsUser>, PgClusterError> {
 }
 
 /// Returns the user `name`, creating it as a system user (own group, no home, no login
-/// shell) if it does not exist. Safe against concurrent callers, in this process or others:
-/// a `useradd` that loses the race (or finds /etc/passwd locked) is retried for up to 10 s
-/// until the user exists.
+/// shell) if it does not exist. Safe against concurrent callers in this process (a mutex;
+/// `cargo test` runs one test binary at a time). Not against other processes: `useradd`
+/// checks for the name before it locks the user database, so two concurrent runs both
+/// succeed and the later one redefines the user with a new uid (the product's
+/// `ensure_service_user` takes /etc/.pwd.lock for that reason). A `useradd` that finds
+/// /etc/passwd locked is retried for up to 10 s.
 pub fn ensure_os_user(name: &str) -> Result<OsUser, PgClusterError> {
     static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = CREATING
