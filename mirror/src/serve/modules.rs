@@ -13,7 +13,7 @@
 //! Each path part is percent-decoded and checked with the store's address rules before any
 //! path is built (400 if it fails), so no request touches a file outside the store. An
 //! unknown module or version is 404. An archive whose sha256 no longer matches its index
-//! is refused (500, naming the module and the fix); a verified archive is remembered by
+//! is refused (409, naming the module and the fix); a verified archive is remembered by
 //! size and mtime, so it is hashed once per change.
 
 use std::collections::HashMap;
@@ -125,7 +125,9 @@ pub(super) async fn handle(
         Ok(Answer::Missing) => status(StatusCode::NOT_FOUND),
         Ok(Answer::Fault(message)) => {
             tracing::warn!(path = raw, %message, "cannot serve module");
-            text(StatusCode::INTERNAL_SERVER_ERROR, message)
+            // 409, not 500: Terraform retries a 5xx and then drops the body, but shows
+            // the body of a 4xx answer to `download`, so the user reads what is wrong.
+            text(StatusCode::CONFLICT, message)
         }
         Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
     }
