@@ -379,22 +379,31 @@ mod tests {
     fn terraformrc_sends_module_hosts_to_the_mirror() {
         let rc = terraformrc_with_hosts(
             "https://m.internal:8444/base/",
-            &["Git.Example.Internal:8443".to_string(), "registry.coder.com".to_string()],
+            &[
+                "Git.Example.Internal:8443".to_string(),
+                "registry.coder.com".to_string(),
+            ],
         )
         .expect("rc");
         let providers = "provider_installation {\n  network_mirror {\n    url = \"https://m.internal:8444/base/providers/\"\n  }\n}\n";
         assert!(rc.contains(providers), "{rc}");
-        for host in ["git.example.internal:8443", "registry.coder.com", "registry.terraform.io"] {
+        for host in [
+            "git.example.internal:8443",
+            "registry.coder.com",
+            "registry.terraform.io",
+        ] {
             let block = format!(
                 "host \"{host}\" {{\n  services = {{\n    \"modules.v1\" = \"https://m.internal:8444/base/modules/v1/{host}/\"\n  }}\n}}\n"
             );
             assert_eq!(rc.matches(&block).count(), 1, "{host}: {rc}");
         }
         assert_eq!(
-            terraformrc("https://m.internal").expect("rc").matches("host \"").count(),
+            terraformrc("https://m.internal")
+                .expect("rc")
+                .matches("host \"")
+                .count(),
             2
         );
         assert!(terraformrc_with_hosts("https://m.internal", &["a\"b".to_string()]).is_err());
     }
-
 }

@@ -68,7 +68,9 @@ pub enum ArchiveProblem {
         entry: String,
     },
     /// No Terraform files at the module's root.
-    #[error("has no .tf or .tf.json file at its root (entries: {entries}); is this a Terraform module?")]
+    #[error(
+        "has no .tf or .tf.json file at its root (entries: {entries}); is this a Terraform module?"
+    )]
     NoTerraform {
         /// What the root holds.
         entries: String,
@@ -127,9 +129,9 @@ pub fn pack_dir(dir: &Path, out: impl Write, limits: &ZipLimits) -> Result<Packe
         root = root.join(&only);
         packed.descended = Some(only);
     }
-    check_has_terraform(&root).map_err(|p| fail(p))?;
+    check_has_terraform(&root).map_err(fail)?;
     let mut entries = Vec::new();
-    walk(&root, "", &mut entries, &mut packed.skipped, limits).map_err(|p| fail(p))?;
+    walk(&root, "", &mut entries, &mut packed.skipped, limits).map_err(fail)?;
     packed.entries = entries.len();
     packed.content_bytes = entries.iter().map(|e| e.size).sum();
     write_tar_gz(&entries, out).map_err(io_fail)?;
@@ -420,7 +422,8 @@ impl Unpacker<'_> {
             .create_new(true)
             .open(&path)
             .map_err(|e| io_problem(name, e))?;
-        let copied = io::copy(&mut body.take(size + 1), &mut file).map_err(|e| io_problem(name, e))?;
+        let copied =
+            io::copy(&mut body.take(size + 1), &mut file).map_err(|e| io_problem(name, e))?;
         if copied > size {
             return Err(ZipProblem::Overlong {
                 entry: name.to_string(),
@@ -641,7 +644,10 @@ mod tests {
         std::fs::create_dir_all(empty.join("a")).expect("mkdir");
         std::fs::create_dir_all(empty.join("b")).expect("mkdir");
         let err = pack_dir(&empty, io::sink(), &module_limits()).expect_err("no tf");
-        assert!(matches!(err.problem, ArchiveProblem::NoTerraform { .. }), "{err}");
+        assert!(
+            matches!(err.problem, ArchiveProblem::NoTerraform { .. }),
+            "{err}"
+        );
     }
 
     fn tar_gz_with(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
@@ -696,7 +702,8 @@ mod tests {
                     let mut h = tar::Header::new_gnu();
                     h.set_entry_type(tar::EntryType::Symlink);
                     h.set_size(0);
-                    b.append_link(&mut h, "main.tf", "/etc/passwd").expect("link");
+                    b.append_link(&mut h, "main.tf", "/etc/passwd")
+                        .expect("link");
                 }),
             ),
             (
@@ -728,10 +735,16 @@ mod tests {
             std::fs::create_dir(&dest).expect("mkdir");
             let err = unpack(&path, &dest, &limits).expect_err(label);
             let ok = match label {
-                "dotdot" => matches!(err.problem, ArchiveProblem::Zip(ZipProblem::UnsafeName { .. })),
+                "dotdot" => matches!(
+                    err.problem,
+                    ArchiveProblem::Zip(ZipProblem::UnsafeName { .. })
+                ),
                 "symlink" => matches!(err.problem, ArchiveProblem::Zip(ZipProblem::Symlink { .. })),
                 "device" => matches!(err.problem, ArchiveProblem::Special { .. }),
-                _ => matches!(err.problem, ArchiveProblem::Zip(ZipProblem::EntryTooLarge { .. })),
+                _ => matches!(
+                    err.problem,
+                    ArchiveProblem::Zip(ZipProblem::EntryTooLarge { .. })
+                ),
             };
             assert!(ok, "{label}: {err}");
             assert!(!tmp.path().join("evil.t").exists());

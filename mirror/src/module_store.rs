@@ -51,7 +51,9 @@ pub enum ModuleError {
         source: io::Error,
     },
     /// An index does not parse.
-    #[error("{path} is not a valid module index ({message}); fix it or delete it and import again")]
+    #[error(
+        "{path} is not a valid module index ({message}); fix it or delete it and import again"
+    )]
     Json {
         /// The file.
         path: PathBuf,
@@ -62,12 +64,10 @@ pub enum ModuleError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// An import would silently replace a different archive.
-    #[error("{module} {version}: {path} already holds a different archive (sha256 {existing}); pass --replace to overwrite it")]
+    #[error("{slot}: {path} already holds a different archive (sha256 {existing}); pass --replace to overwrite it")]
     Exists {
-        /// The module.
-        module: ModuleAddr,
-        /// The version.
-        version: Version,
+        /// The module and version (`HOST/NS/NAME/PROVIDER VERSION`).
+        slot: String,
         /// The archive already there.
         path: PathBuf,
         /// Its recorded sha256.
@@ -143,7 +143,8 @@ impl FromStr for ModuleAddr {
             [host, ns, name, provider] => Self::from_parts(host, ns, name, provider),
             _ => Err(ModuleError::Address {
                 input: s.to_string(),
-                reason: "wrong number of parts (a //subdir suffix is not part of a registry address)",
+                reason:
+                    "wrong number of parts (a //subdir suffix is not part of a registry address)",
             }),
         }
     }
@@ -183,7 +184,9 @@ pub fn check_host(host: &str) -> Result<(), &'static str> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
             return Err("the host must be DNS labels of letters, digits and '-' joined by '.'");
         }
@@ -365,8 +368,7 @@ impl ModuleStore {
             }
             if dest.is_file() && !replace {
                 return Err(ModuleError::Exists {
-                    module: addr.clone(),
-                    version: version.clone(),
+                    slot: format!("{addr} {version}"),
                     path: dest,
                     existing: existing.sha256.clone(),
                 });
@@ -412,7 +414,10 @@ fn pack_hashed(
         e.input = input.display().to_string();
         e
     })?;
-    hashing.inner.flush().map_err(|source| io_err(dir, source))?;
+    hashing
+        .inner
+        .flush()
+        .map_err(|source| io_err(dir, source))?;
     Ok((packed, hex::encode(hashing.hasher.finalize())))
 }
 
@@ -483,7 +488,10 @@ mod tests {
             PathBuf::from("modules/registry.coder.com/coder/code-server/coder")
         );
         let short: ModuleAddr = "Hashicorp/Consul/aws".parse().expect("short");
-        assert_eq!(short.to_string(), "registry.terraform.io/hashicorp/consul/aws");
+        assert_eq!(
+            short.to_string(),
+            "registry.terraform.io/hashicorp/consul/aws"
+        );
         let port: ModuleAddr = "localhost:8443/a_b/n-1/x9".parse().expect("port");
         assert_eq!(port.host, "localhost:8443");
         for bad in [
@@ -546,7 +554,10 @@ mod tests {
         )
         .expect("json");
         assert_eq!(index["versions"]["1.0.0"]["sha256"], on_disk.as_str());
-        assert_eq!(store.versions(&addr).expect("versions"), vec![v1.clone(), v2]);
+        assert_eq!(
+            store.versions(&addr).expect("versions"),
+            vec![v1.clone(), v2]
+        );
         assert_eq!(store.modules().expect("modules"), vec![addr.clone()]);
         assert_eq!(store.hosts().expect("hosts"), vec!["registry.coder.com"]);
 

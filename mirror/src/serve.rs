@@ -5,6 +5,9 @@
 //! no separators) and the resolved file must stay inside the canonical root, so neither
 //! raw nor encoded traversal nor a symlink can reach outside.
 //!
+//! Under [`MODULES_PREFIX`] the module store is served with the Module Registry Protocol
+//! (see `serve/modules.rs`).
+//!
 //! Small files are cached in memory by canonical path (one copy however a request spells
 //! it), at most 32 MiB in all. Connections are handled by [`crate::listener`], which holds
 //! every client to deadlines and a connection cap.

@@ -783,7 +783,12 @@ fn terraform_installs_registry_modules_from_the_mirror_with_sources_unchanged() 
 
     // init resolves ~> 1.0 to 1.1.0 through the mirror; apply shows the module's output.
     let work = module_workdir(tmp.path(), "work", "~> 1.0", "");
-    let init = ok(&mut terraform(&work, &rc, &pki.ca, &["init", "-input=false"]));
+    let init = ok(&mut terraform(
+        &work,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
     let init_out = String::from_utf8_lossy(&init.stdout);
     assert!(
         init_out.contains("Downloading registry.coder.com/coder/demo/coder 1.1.0"),
@@ -795,7 +800,12 @@ fn terraform_installs_registry_modules_from_the_mirror_with_sources_unchanged() 
         &pki.ca,
         &["apply", "-auto-approve", "-input=false"],
     ));
-    let out = ok(&mut terraform(&work, &rc, &pki.ca, &["output", "-raw", "from_module"]));
+    let out = ok(&mut terraform(
+        &work,
+        &rc,
+        &pki.ca,
+        &["output", "-raw", "from_module"],
+    ));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "one-one");
     ok(&mut terraform(&work, &rc, &pki.ca, &["get", "-update"]));
 
@@ -803,7 +813,12 @@ fn terraform_installs_registry_modules_from_the_mirror_with_sources_unchanged() 
     // block present.
     let required = "terraform {\n  required_providers {\n    dummy = {\n      source  = \"acme/dummy\"\n      version = \"1.0.0\"\n    }\n  }\n}\n";
     let both = module_workdir(tmp.path(), "both", "1.0.0", required);
-    let init = ok(&mut terraform(&both, &rc, &pki.ca, &["init", "-input=false"]));
+    let init = ok(&mut terraform(
+        &both,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
     let init_out = String::from_utf8_lossy(&init.stdout);
     assert!(
         init_out.contains("Installed acme/dummy v1.0.0"),
@@ -816,7 +831,12 @@ fn terraform_installs_registry_modules_from_the_mirror_with_sources_unchanged() 
 
     // A constraint nothing matches fails, naming the module.
     let none = module_workdir(tmp.path(), "none", "~> 3.0", "");
-    let err = fails(&mut terraform(&none, &rc, &pki.ca, &["init", "-input=false"]));
+    let err = fails(&mut terraform(
+        &none,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
     assert!(
         err.contains(&format!("no available version of module \"{DEMO}\""))
             && err.contains("newest available\nversion is 2.0.0"),
@@ -831,7 +851,12 @@ fn terraform_installs_registry_modules_from_the_mirror_with_sources_unchanged() 
         "module \"x\" {\n  source  = \"hashicorp/absent/aws\"\n  version = \"1.0.0\"\n}\n",
     )
     .expect("tf");
-    let err = fails(&mut terraform(&other, &rc, &pki.ca, &["init", "-input=false"]));
+    let err = fails(&mut terraform(
+        &other,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
     assert!(
         err.contains("Module \"x\"")
             && err.contains("cannot be found in the module registry")
@@ -848,7 +873,12 @@ fn terraform_installs_registry_modules_from_the_mirror_with_sources_unchanged() 
     )
     .expect("swap");
     std::fs::remove_dir_all(work.join(".terraform")).expect("rm .terraform");
-    let err = fails(&mut terraform(&work, &rc, &pki.ca, &["init", "-input=false"]));
+    let err = fails(&mut terraform(
+        &work,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
     let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         err.contains(&format!("module {DEMO} 1.1.0: "))
@@ -864,10 +894,22 @@ fn import_module_checks_the_address_the_version_and_the_archive() {
     let mirror = tmp.path().join("mirror");
     let module = module_dir(tmp.path(), "x");
     for (source, version, message) in [
-        ("registry.coder.com/coder/../coder", "1.0.0", "invalid module source"),
+        (
+            "registry.coder.com/coder/../coder",
+            "1.0.0",
+            "invalid module source",
+        ),
         ("coder/demo", "1.0.0", "wrong number of parts"),
-        ("registry.coder.com/coder/demo", "1.0.0", "namespace and name"),
-        ("registry.coder.com/coder/demo/Co-der", "1.0.0", "provider part"),
+        (
+            "registry.coder.com/coder/demo",
+            "1.0.0",
+            "namespace and name",
+        ),
+        (
+            "registry.coder.com/coder/demo/Co-der",
+            "1.0.0",
+            "provider part",
+        ),
         (DEMO, "1.0", "invalid version"),
     ] {
         let err = fails(&mut import_module(&mirror, source, version, &module));

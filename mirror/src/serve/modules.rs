@@ -151,14 +151,14 @@ impl Site {
                 Ok(_) => Answer::Missing,
                 Err(e) => Answer::Fault(e.to_string()),
             },
-            Route::Download(addr, version) => match self.verified_archive(&store, &addr, &version)
-            {
-                Ok(Some(_)) => Answer::Located,
-                Ok(None) => Answer::Missing,
-                Err(message) => Answer::Fault(message),
-            },
-            Route::Archive(addr, version) => match self.verified_archive(&store, &addr, &version)
-            {
+            Route::Download(addr, version) => {
+                match self.verified_archive(&store, &addr, &version) {
+                    Ok(Some(_)) => Answer::Located,
+                    Ok(None) => Answer::Missing,
+                    Err(message) => Answer::Fault(message),
+                }
+            }
+            Route::Archive(addr, version) => match self.verified_archive(&store, &addr, &version) {
                 Ok(Some(real)) => match load(Arc::from(real)) {
                     Ok(Some(loaded)) => Answer::File(loaded),
                     Ok(None) => Answer::Missing,
@@ -233,7 +233,11 @@ fn versions_json(versions: &[Version]) -> String {
 
 fn json(body: String, head: bool) -> Response<Body> {
     let len = body.len();
-    let mut resp = Response::new(if head { Body::empty() } else { Body::from(body) });
+    let mut resp = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(body)
+    });
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -246,10 +250,8 @@ fn json(body: String, head: bool) -> Response<Body> {
 fn located() -> Response<Body> {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::NO_CONTENT;
-    resp.headers_mut().insert(
-        "x-terraform-get",
-        HeaderValue::from_static(LOCATION),
-    );
+    resp.headers_mut()
+        .insert("x-terraform-get", HeaderValue::from_static(LOCATION));
     resp
 }
 
@@ -269,8 +271,8 @@ mod tests {
 
     #[test]
     fn routes_check_every_part() {
-        let addr = ModuleAddr::from_parts("registry.coder.com", "coder", "demo", "coder")
-            .expect("addr");
+        let addr =
+            ModuleAddr::from_parts("registry.coder.com", "coder", "demo", "coder").expect("addr");
         let v: Version = "1.0.0".parse().expect("v");
         assert_eq!(
             route("/modules/v1/registry.coder.com/coder/demo/coder/versions"),
@@ -315,8 +317,7 @@ mod tests {
             .iter()
             .map(|v| v.parse().expect("v"))
             .collect();
-        let doc: serde_json::Value =
-            serde_json::from_str(&versions_json(&versions)).expect("json");
+        let doc: serde_json::Value = serde_json::from_str(&versions_json(&versions)).expect("json");
         assert_eq!(
             doc,
             serde_json::json!({"modules": [{"versions": [{"version": "1.0.0"}, {"version": "1.2.0"}]}]})

@@ -323,9 +323,8 @@ fn serves_the_module_registry_protocol_and_nothing_outside_the_store() {
     std::fs::create_dir_all(&module).expect("mkdir");
     std::fs::write(module.join("main.tf"), "output \"x\" { value = 1 }\n").expect("tf");
     let store = airgap_mirror::ModuleStore::new(tmp.path().join("mirror"));
-    let addr: airgap_mirror::ModuleAddr = "registry.coder.com/coder/demo/coder"
-        .parse()
-        .expect("addr");
+    let addr: airgap_mirror::ModuleAddr =
+        "registry.coder.com/coder/demo/coder".parse().expect("addr");
     let imported = store
         .import(&addr, &"1.0.0".parse().expect("v"), &module, false)
         .expect("import");
