@@ -105,6 +105,8 @@ pub struct VerifyReport {
     pub archives: usize,
     /// Providers seen.
     pub providers: usize,
+    /// Module versions re-hashed (the module store, [`crate::module_store`]).
+    pub module_versions: usize,
     /// Failures: each names the file and what is wrong. Non-empty means the tree is unusable.
     pub problems: Vec<String>,
     /// Things Terraform would trip over later (e.g. zips with directory entries).
@@ -127,7 +129,48 @@ pub fn verify(mirror: &Mirror) -> Result<VerifyReport, LayoutError> {
             Err(problem) => report.problems.push(problem),
         }
     }
+    verify_modules(mirror, &mut report);
     Ok(report)
+}
+
+/// Re-hashes every module archive against the store's `index.json`.
+fn verify_modules(mirror: &Mirror, report: &mut VerifyReport) {
+    let store = crate::ModuleStore::new(mirror.root());
+    let modules = match store.modules() {
+        Ok(modules) => modules,
+        Err(e) => return report.problems.push(format!("module store: {e}")),
+    };
+    for module in modules {
+        let index = match store.read_index(&module) {
+            Ok(index) => index,
+            Err(e) => {
+                report.problems.push(e.to_string());
+                continue;
+            }
+        };
+        for (version_text, entry) in index.versions {
+            report.module_versions += 1;
+            let Ok(version) = version_text.parse::<Version>() else {
+                report.problems.push(format!(
+                    "module {module}: index.json lists invalid version {version_text:?}"
+                ));
+                continue;
+            };
+            let path = store.archive_path(&module, &version);
+            match crate::hash::sha256_file(&path) {
+                Ok(actual) if actual == entry.sha256 => {}
+                Ok(actual) => report.problems.push(format!(
+                    "module {module} {version}: {} has sha256 {actual}, index.json records {}; \
+                     re-import it with `mirror import-module --replace`",
+                    path.display(),
+                    entry.sha256
+                )),
+                Err(e) => report
+                    .problems
+                    .push(format!("module {module} {version}: {e}")),
+            }
+        }
+    }
 }
 
 /// One archive to check: label, path, recorded hashes.

@@ -254,13 +254,13 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "{} of {} archive(s) in {} failed verification",
             report.problems.len(),
-            report.archives,
+            report.archives + report.module_versions,
             args.dir.display()
         );
     }
     eprintln!(
-        "ok: {} archive(s) of {} provider(s) match their hashes",
-        report.archives, report.providers
+        "ok: {} archive(s) of {} provider(s) and {} module version(s) match their hashes",
+        report.archives, report.providers, report.module_versions
     );
     Ok(())
 }

@@ -930,3 +930,34 @@ fn import_module_checks_the_address_the_version_and_the_archive() {
         "nothing recorded"
     );
 }
+
+#[test]
+fn verify_rehashes_module_archives() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mirror = tmp.path().join("mirror");
+    ok(&mut import_module(
+        &mirror,
+        DEMO,
+        "1.0.0",
+        &module_dir(tmp.path(), "a"),
+    ));
+    ok(&mut import_module(
+        &mirror,
+        DEMO,
+        "1.1.0",
+        &module_dir(tmp.path(), "b"),
+    ));
+    let out = ok(airgap().args(["mirror", "verify", "--dir"]).arg(&mirror));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("and 2 module version(s) match"), "{stderr}");
+    std::fs::copy(
+        mirror.join(format!("modules/{DEMO}/1.1.0.tar.gz")),
+        mirror.join(format!("modules/{DEMO}/1.0.0.tar.gz")),
+    )
+    .expect("swap");
+    let err = fails(airgap().args(["mirror", "verify", "--dir"]).arg(&mirror));
+    assert!(
+        err.contains(&format!("FAILED module {DEMO} 1.0.0:")) && err.contains("--replace"),
+        "{err}"
+    );
+}
