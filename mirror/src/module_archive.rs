@@ -682,6 +682,50 @@ mod tests {
         assert_eq!(pack(&dest), pack(&dir));
     }
 
+    fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default();
+        for (name, body) in entries {
+            out.start_file(*name, opts).expect("start");
+            out.write_all(body).expect("write");
+        }
+        out.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn zips_unpack_like_directories_and_hostile_names_are_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = module_dir(tmp.path());
+        let good = tmp.path().join("good.zip");
+        std::fs::write(
+            &good,
+            zip_with(&[
+                ("main.tf", b"output \"x\" { value = 1 }\n"),
+                ("scripts/run.sh", b"#!/bin/sh\n"),
+            ]),
+        )
+        .expect("write");
+        let dest = tmp.path().join("good");
+        std::fs::create_dir(&dest).expect("mkdir");
+        unpack(&good, &dest, &module_limits()).expect("unpack");
+        assert_eq!(pack(&dest), pack(&dir));
+        for (label, name) in [("dotdot", "../evil.tf"), ("abs", "/tmp/evil.tf")] {
+            let path = tmp.path().join(format!("{label}.zip"));
+            std::fs::write(&path, zip_with(&[("main.tf", b""), (name, b"x")])).expect("write");
+            let dest = tmp.path().join(label);
+            std::fs::create_dir(&dest).expect("mkdir");
+            let err = unpack(&path, &dest, &module_limits()).expect_err(label);
+            assert!(
+                matches!(
+                    err.problem,
+                    ArchiveProblem::Zip(ZipProblem::UnsafeName { .. })
+                ),
+                "{label}: {err}"
+            );
+        }
+        assert!(!tmp.path().join("evil.tf").exists());
+    }
+
     #[test]
     fn hostile_tar_entries_are_refused() {
         let tmp = tempfile::tempdir().expect("tmp");
