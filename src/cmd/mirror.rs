@@ -16,7 +16,8 @@ use clap::{Args, Subcommand};
 pub enum Command {
     /// Fetch and verify the providers in a providers file into a mirror tree (connected side).
     Sync(SyncArgs),
-    /// Serve a mirror tree to Terraform over HTTPS at /providers/.
+    /// Serve a mirror tree to Terraform over HTTPS: providers at /providers/, the module
+    /// registry at /modules/v1/.
     Serve(ServeArgs),
     /// Add a provider zip carried in by hand, computing its hashes.
     Import(ImportArgs),
