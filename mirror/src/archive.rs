@@ -277,7 +277,7 @@ fn is_executable_name(name: &str, executable: &str) -> bool {
     }
 }
 
-fn check_entry<R: Read>(
+pub(crate) fn check_entry<R: Read>(
     entry: &zip::read::ZipFile<'_, R>,
     name: &str,
     limits: &ZipLimits,

@@ -13,6 +13,8 @@ pub mod hash;
 pub mod layout;
 pub mod listener;
 pub mod maintain;
+pub mod module_archive;
+pub mod module_store;
 pub mod openpgp;
 pub mod registry;
 pub mod serve;
@@ -21,4 +23,5 @@ pub mod sync;
 pub mod version;
 
 pub use layout::{Mirror, Platform, ProviderAddr};
+pub use module_store::{ModuleAddr, ModuleStore};
 pub use version::{Constraint, Version};

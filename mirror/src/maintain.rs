@@ -105,6 +105,8 @@ pub struct VerifyReport {
     pub archives: usize,
     /// Providers seen.
     pub providers: usize,
+    /// Module versions re-hashed (the module store, [`crate::module_store`]).
+    pub module_versions: usize,
     /// Failures: each names the file and what is wrong. Non-empty means the tree is unusable.
     pub problems: Vec<String>,
     /// Things Terraform would trip over later (e.g. zips with directory entries).
@@ -127,7 +129,48 @@ pub fn verify(mirror: &Mirror) -> Result<VerifyReport, LayoutError> {
             Err(problem) => report.problems.push(problem),
         }
     }
+    verify_modules(mirror, &mut report);
     Ok(report)
+}
+
+/// Re-hashes every module archive against the store's `index.json`.
+fn verify_modules(mirror: &Mirror, report: &mut VerifyReport) {
+    let store = crate::ModuleStore::new(mirror.root());
+    let modules = match store.modules() {
+        Ok(modules) => modules,
+        Err(e) => return report.problems.push(format!("module store: {e}")),
+    };
+    for module in modules {
+        let index = match store.read_index(&module) {
+            Ok(index) => index,
+            Err(e) => {
+                report.problems.push(e.to_string());
+                continue;
+            }
+        };
+        for (version_text, entry) in index.versions {
+            report.module_versions += 1;
+            let Ok(version) = version_text.parse::<Version>() else {
+                report.problems.push(format!(
+                    "module {module}: index.json lists invalid version {version_text:?}"
+                ));
+                continue;
+            };
+            let path = store.archive_path(&module, &version);
+            match crate::hash::sha256_file(&path) {
+                Ok(actual) if actual == entry.sha256 => {}
+                Ok(actual) => report.problems.push(format!(
+                    "module {module} {version}: {} has sha256 {actual}, index.json records {}; \
+                     re-import it with `mirror import-module --replace`",
+                    path.display(),
+                    entry.sha256
+                )),
+                Err(e) => report
+                    .problems
+                    .push(format!("module {module} {version}: {e}")),
+            }
+        }
+    }
 }
 
 /// One archive to check: label, path, recorded hashes.
@@ -244,17 +287,59 @@ pub fn directory_warning(label: &str, hashes: &ZipHashes) -> Option<String> {
     ))
 }
 
+/// The module registry hosts every generated terraformrc sends to the mirror, whether or
+/// not the mirror carries modules of them yet: the hosts Coder's templates use. Listing them
+/// always keeps the file the same for a given URL (install writes it before any bundle
+/// with modules arrives), and a module the mirror lacks then fails with the mirror's 404
+/// ("module not found") instead of a DNS lookup that leaks the name off the network.
+pub const MODULE_HOSTS: [&str; 2] = ["registry.coder.com", "registry.terraform.io"];
+
 /// The Terraform CLI configuration for hosts that install providers from the mirror at
 /// `url` (`https://HOST:PORT`, with or without `/providers/`). With an explicit
 /// `provider_installation` block and no `direct` block, Terraform never falls back to the
-/// internet.
+/// internet. Module sources on the [`MODULE_HOSTS`] resolve to the mirror's module
+/// registry (see [`terraformrc_with_hosts`]).
 pub fn terraformrc(url: &str) -> Result<String, LayoutError> {
+    terraformrc_with_hosts(url, &[])
+}
+
+/// [`terraformrc`] plus a `host` block for each of `extra_hosts` (e.g. the hosts of
+/// [`crate::ModuleStore::hosts`]). A `host` block gives Terraform the host's services
+/// outright (`modules.v1` → `https://MIRROR/…/modules/v1/HOST/`), so it never looks the
+/// host up in DNS or fetches its `/.well-known/terraform.json`, and templates keep their
+/// module sources unchanged. Providers still come only from the `network_mirror`: that
+/// method does not use service discovery.
+pub fn terraformrc_with_hosts(url: &str, extra_hosts: &[String]) -> Result<String, LayoutError> {
     let base = mirror_url(url)?;
-    Ok(format!(
+    let mut text = format!(
         "# Terraform CLI configuration: install every provider from the air-gapped mirror.\n\
          # Use with TF_CLI_CONFIG_FILE=/path/to/this/file (or save as ~/.terraformrc).\n\
          provider_installation {{\n  network_mirror {{\n    url = \"{base}\"\n  }}\n}}\n"
-    ))
+    );
+    let modules = format!(
+        "{}modules/v1/",
+        base.strip_suffix("providers/").unwrap_or(&base)
+    );
+    let mut hosts: Vec<String> = MODULE_HOSTS.iter().map(|h| h.to_string()).collect();
+    for host in extra_hosts {
+        crate::module_store::check_host(host).map_err(|reason| LayoutError::Address {
+            input: host.clone(),
+            reason,
+        })?;
+        hosts.push(host.to_ascii_lowercase());
+    }
+    hosts.sort();
+    hosts.dedup();
+    text.push_str(
+        "\n# Module registries served by the mirror (Module Registry Protocol): Terraform takes\n\
+         # these services as given instead of discovering them, so module sources stay as published.\n",
+    );
+    for host in hosts {
+        text.push_str(&format!(
+            "host \"{host}\" {{\n  services = {{\n    \"modules.v1\" = \"{modules}{host}/\"\n  }}\n}}\n"
+        ));
+    }
+    Ok(text)
 }
 
 /// Normalises a mirror URL to `https://HOST[:PORT]/…/providers/`, parsed as a URL: the
@@ -331,5 +416,37 @@ mod tests {
         assert!(mirror_url("http://m.internal").is_err());
         assert!(mirror_url("https://").is_err());
         assert!(mirror_url("https://u:p@m.internal").is_err());
+    }
+
+    #[test]
+    fn terraformrc_sends_module_hosts_to_the_mirror() {
+        let rc = terraformrc_with_hosts(
+            "https://m.internal:8444/base/",
+            &[
+                "Git.Example.Internal:8443".to_string(),
+                "registry.coder.com".to_string(),
+            ],
+        )
+        .expect("rc");
+        let providers = "provider_installation {\n  network_mirror {\n    url = \"https://m.internal:8444/base/providers/\"\n  }\n}\n";
+        assert!(rc.contains(providers), "{rc}");
+        for host in [
+            "git.example.internal:8443",
+            "registry.coder.com",
+            "registry.terraform.io",
+        ] {
+            let block = format!(
+                "host \"{host}\" {{\n  services = {{\n    \"modules.v1\" = \"https://m.internal:8444/base/modules/v1/{host}/\"\n  }}\n}}\n"
+            );
+            assert_eq!(rc.matches(&block).count(), 1, "{host}: {rc}");
+        }
+        assert_eq!(
+            terraformrc("https://m.internal")
+                .expect("rc")
+                .matches("host \"")
+                .count(),
+            2
+        );
+        assert!(terraformrc_with_hosts("https://m.internal", &["a\"b".to_string()]).is_err());
     }
 }

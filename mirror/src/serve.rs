@@ -5,6 +5,9 @@
 //! no separators) and the resolved file must stay inside the canonical root, so neither
 //! raw nor encoded traversal nor a symlink can reach outside.
 //!
+//! Under [`MODULES_PREFIX`] the module store is served with the Module Registry Protocol
+//! (see `serve/modules.rs`).
+//!
 //! Small files are cached in memory by canonical path (one copy however a request spells
 //! it), at most 32 MiB in all. Connections are handled by [`crate::listener`], which holds
 //! every client to deadlines and a connection cap.
@@ -28,6 +31,9 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use crate::listener;
 pub use crate::listener::Limits;
+
+mod modules;
+pub use modules::MODULES_PREFIX;
 
 /// URL prefix under which the tree is served.
 pub const PREFIX: &str = "/providers/";
@@ -100,6 +106,7 @@ pub fn router(dir: &Path) -> Result<Router, ServeError> {
         root,
         aliases: RwLock::new(HashMap::new()),
         files: RwLock::new(FileCache::default()),
+        modules: modules::Verified::default(),
     });
     Ok(Router::new().fallback(handle).with_state(state))
 }
@@ -153,6 +160,8 @@ struct Site {
     /// Canonical file → its contents, bounded in bytes: one copy per file however it is
     /// spelled. Entries are revalidated on every hit (see [`fresh`]).
     files: RwLock<FileCache>,
+    /// Module archives whose sha256 matched the store's index.
+    modules: modules::Verified,
 }
 
 /// Most request spellings remembered; past this the alias map starts over.
@@ -285,6 +294,9 @@ async fn handle(State(site): State<Arc<Site>>, req: Request<Body>) -> Response<B
     }
     let head = req.method() == Method::HEAD;
     let raw = req.uri().path();
+    if raw.starts_with(MODULES_PREFIX) {
+        return modules::handle(site.clone(), raw, req.headers(), head).await;
+    }
     if let Some(small) = site.cached(raw) {
         return respond(
             &small.meta,
@@ -495,6 +507,7 @@ fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => "application/json",
         Some("zip") => "application/zip",
+        Some("gz") => "application/gzip",
         _ => "application/octet-stream",
     }
 }
@@ -613,6 +626,7 @@ mod tests {
             root: root.to_path_buf(),
             aliases: RwLock::new(HashMap::new()),
             files: RwLock::new(FileCache::default()),
+            modules: modules::Verified::default(),
         }
     }
 

@@ -1,12 +1,14 @@
-//! `coder-airgap mirror` subcommands: sync (connected side); serve, import, verify and
-//! terraformrc (disconnected side).
+//! `coder-airgap mirror` subcommands: sync (connected side); serve, import,
+//! import-module, verify and terraformrc (disconnected side).
 
 use crate::out::{out, outln};
 use std::path::PathBuf;
 
 use airgap_mirror::fetch::{FetchOptions, Fetcher};
 use airgap_mirror::spec::MirrorSpec;
-use airgap_mirror::{maintain, serve, sync, Mirror, Platform, ProviderAddr, Version};
+use airgap_mirror::{
+    maintain, serve, sync, Mirror, ModuleAddr, ModuleStore, Platform, ProviderAddr, Version,
+};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
@@ -15,10 +17,14 @@ use clap::{Args, Subcommand};
 pub enum Command {
     /// Fetch and verify the providers in a providers file into a mirror tree (connected side).
     Sync(SyncArgs),
-    /// Serve a mirror tree to Terraform over HTTPS at /providers/.
+    /// Serve a mirror tree to Terraform over HTTPS: providers at /providers/, the module
+    /// registry at /modules/v1/.
     Serve(ServeArgs),
     /// Add a provider zip carried in by hand, computing its hashes.
     Import(ImportArgs),
+    /// Add a site's own Terraform module (a directory, .tar.gz or .zip) to the mirror's
+    /// module registry, as a normalized archive.
+    ImportModule(ImportModuleArgs),
     /// Re-hash every archive in a mirror tree against its JSON.
     Verify(VerifyArgs),
     /// Print the Terraform CLI configuration that installs providers only from the mirror.
@@ -83,6 +89,27 @@ pub struct ImportArgs {
     pub zip: PathBuf,
 }
 
+/// Arguments of `mirror import-module`.
+#[derive(Debug, Args)]
+pub struct ImportModuleArgs {
+    /// The mirror tree.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Module registry address, HOST/NAMESPACE/NAME/PROVIDER (NAMESPACE/NAME/PROVIDER means
+    /// registry.terraform.io), as templates write it in `source`.
+    #[arg(long, value_name = "HOST/NS/NAME/PROVIDER")]
+    pub source: String,
+    /// Module version.
+    #[arg(long)]
+    pub version: Version,
+    /// Overwrite a different archive already stored for this version.
+    #[arg(long)]
+    pub replace: bool,
+    /// The module: a directory of .tf files, or a .tar.gz or .zip of one.
+    #[arg(value_name = "DIR_OR_ARCHIVE")]
+    pub module: PathBuf,
+}
+
 /// Arguments of `mirror verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -97,6 +124,10 @@ pub struct TerraformrcArgs {
     /// The mirror's base URL, e.g. https://coder.example.internal:8444
     #[arg(long)]
     pub url: String,
+    /// A mirror tree: add a `host` block for every module host its module store carries
+    /// (registry.coder.com and registry.terraform.io always get one).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Runs a `mirror` subcommand.
@@ -105,11 +136,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Sync(args) => run_sync(args),
         Command::Serve(args) => run_serve(args),
         Command::Import(args) => run_import(args),
+        Command::ImportModule(args) => run_import_module(args),
         Command::Verify(args) => run_verify(args),
-        Command::Terraformrc(args) => {
-            out!("{}", maintain::terraformrc(&args.url)?)?;
-            Ok(())
-        }
+        Command::Terraformrc(args) => run_terraformrc(args),
     }
 }
 
@@ -227,13 +256,57 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
         anyhow::bail!(
             "{} of {} archive(s) in {} failed verification",
             report.problems.len(),
-            report.archives,
+            report.archives + report.module_versions,
             args.dir.display()
         );
     }
     eprintln!(
-        "ok: {} archive(s) of {} provider(s) match their hashes",
-        report.archives, report.providers
+        "ok: {} archive(s) of {} provider(s) and {} module version(s) match their hashes",
+        report.archives, report.providers, report.module_versions
     );
+    Ok(())
+}
+
+fn run_terraformrc(args: TerraformrcArgs) -> anyhow::Result<()> {
+    let hosts = match &args.dir {
+        Some(dir) => ModuleStore::new(dir)
+            .hosts()
+            .with_context(|| format!("reading the module store of {}", dir.display()))?,
+        None => Vec::new(),
+    };
+    out!("{}", maintain::terraformrc_with_hosts(&args.url, &hosts)?)?;
+    Ok(())
+}
+
+fn run_import_module(args: ImportModuleArgs) -> anyhow::Result<()> {
+    let source: ModuleAddr = args.source.parse()?;
+    let store = ModuleStore::new(&args.dir);
+    let imported = store
+        .import(&source, &args.version, &args.module, args.replace)
+        .with_context(|| {
+            format!(
+                "import module {} as {source} {}",
+                args.module.display(),
+                args.version
+            )
+        })?;
+    if let Some(top) = &imported.packed.descended {
+        eprintln!("took the archive's only directory {top}/ as the module");
+    }
+    for skipped in &imported.packed.skipped {
+        eprintln!("left out {skipped}");
+    }
+    let verb = if imported.unchanged {
+        "already present"
+    } else {
+        "imported"
+    };
+    eprintln!(
+        "{verb} {source} {} ({} entries): {}",
+        args.version,
+        imported.packed.entries,
+        imported.path.display()
+    );
+    outln!("sha256:{}", imported.sha256)?;
     Ok(())
 }

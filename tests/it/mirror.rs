@@ -694,3 +694,270 @@ fn mirror_sync_refuses_a_downgrade_and_a_slow_drip_with_its_flags() {
         );
     }
 }
+
+/// `terraform ARGS…` in `dir` with the CLI config and CA a test means to set.
+fn terraform(dir: &Path, cli_config: &Path, ca: &Path, args: &[&str]) -> Command {
+    let mut cmd = tools::clean_command(tools::require_terraform());
+    cmd.current_dir(dir)
+        .args(args)
+        .arg("-no-color")
+        .env("TF_CLI_CONFIG_FILE", cli_config)
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TF_IN_AUTOMATION", "1")
+        .env("SSL_CERT_FILE", ca);
+    cmd
+}
+
+/// A module directory whose only file has `output "greeting"` with `value`.
+fn module_dir(root: &Path, value: &str) -> PathBuf {
+    let dir = root.join(format!("module-{value}"));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let tf = format!("output \"greeting\" {{\n  value = \"{value}\"\n}}\n");
+    std::fs::write(dir.join("main.tf"), tf).expect("main.tf");
+    dir
+}
+
+fn import_module(mirror: &Path, source: &str, version: &str, module: &Path) -> Command {
+    let mut cmd = airgap();
+    cmd.args(["mirror", "import-module", "--dir"])
+        .arg(mirror)
+        .args(["--source", source, "--version", version])
+        .arg(module);
+    cmd
+}
+
+/// A Terraform working directory calling `registry.coder.com/coder/demo/coder` at
+/// `constraint`, with `extra` appended to main.tf.
+fn module_workdir(root: &Path, name: &str, constraint: &str, extra: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let tf = format!(
+        "module \"m\" {{\n  source  = \"registry.coder.com/coder/demo/coder\"\n  version = \"{constraint}\"\n}}\n\
+         output \"from_module\" {{\n  value = module.m.greeting\n}}\n{extra}"
+    );
+    std::fs::write(dir.join("main.tf"), tf).expect("main.tf");
+    dir
+}
+
+const DEMO: &str = "registry.coder.com/coder/demo/coder";
+
+#[test]
+fn terraform_installs_registry_modules_from_the_mirror_with_sources_unchanged() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let pki = pki(tmp.path());
+    let mirror = tmp.path().join("mirror");
+    for (version, value) in [("1.0.0", "one"), ("1.1.0", "one-one"), ("2.0.0", "two")] {
+        let out = ok(&mut import_module(
+            &mirror,
+            DEMO,
+            version,
+            &module_dir(tmp.path(), value),
+        ));
+        let printed = String::from_utf8(out.stdout).expect("utf8");
+        let archive = mirror.join(format!("modules/{DEMO}/{version}.tar.gz"));
+        let sha = airgap_mirror::hash::sha256_file(&archive).expect("sha");
+        assert_eq!(printed.trim(), format!("sha256:{sha}"));
+    }
+    // A provider on registry.terraform.io, whose host now has a `host` block too.
+    let provider = "registry.terraform.io/acme/dummy";
+    import(
+        &mirror,
+        provider,
+        "1.0.0",
+        &zip_file(tmp.path(), "dummy", "1.0.0", false),
+    );
+    let served = serve(&mirror, &pki);
+    let url = format!("https://127.0.0.1:{}", served.port);
+    let out = ok(airgap()
+        .args(["mirror", "terraformrc", "--url", &url, "--dir"])
+        .arg(&mirror));
+    let rc_text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(
+        rc_text.contains(&format!(
+            "\"modules.v1\" = \"{url}/modules/v1/registry.coder.com/\""
+        )),
+        "{rc_text}"
+    );
+    let rc = tmp.path().join("modules.tfrc");
+    std::fs::write(&rc, &rc_text).expect("rc");
+
+    // init resolves ~> 1.0 to 1.1.0 through the mirror; apply shows the module's output.
+    let work = module_workdir(tmp.path(), "work", "~> 1.0", "");
+    let init = ok(&mut terraform(
+        &work,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
+    let init_out = String::from_utf8_lossy(&init.stdout);
+    assert!(
+        init_out.contains("Downloading registry.coder.com/coder/demo/coder 1.1.0"),
+        "{init_out}"
+    );
+    ok(&mut terraform(
+        &work,
+        &rc,
+        &pki.ca,
+        &["apply", "-auto-approve", "-input=false"],
+    ));
+    let out = ok(&mut terraform(
+        &work,
+        &rc,
+        &pki.ca,
+        &["output", "-raw", "from_module"],
+    ));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one-one");
+    ok(&mut terraform(&work, &rc, &pki.ca, &["get", "-update"]));
+
+    // Providers still install from the network mirror with registry.terraform.io's host
+    // block present.
+    let required = "terraform {\n  required_providers {\n    dummy = {\n      source  = \"acme/dummy\"\n      version = \"1.0.0\"\n    }\n  }\n}\n";
+    let both = module_workdir(tmp.path(), "both", "1.0.0", required);
+    let init = ok(&mut terraform(
+        &both,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
+    let init_out = String::from_utf8_lossy(&init.stdout);
+    assert!(
+        init_out.contains("Installed acme/dummy v1.0.0"),
+        "{init_out}"
+    );
+    assert!(
+        init_out.contains("Downloading registry.coder.com/coder/demo/coder 1.0.0"),
+        "{init_out}"
+    );
+
+    // A constraint nothing matches fails, naming the module.
+    let none = module_workdir(tmp.path(), "none", "~> 3.0", "");
+    let err = fails(&mut terraform(
+        &none,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
+    assert!(
+        err.contains(&format!("no available version of module \"{DEMO}\""))
+            && err.contains("newest available\nversion is 2.0.0"),
+        "{err}"
+    );
+
+    // A module the mirror does not carry is the mirror's "not found", not a DNS lookup.
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(
+        other.join("main.tf"),
+        "module \"x\" {\n  source  = \"hashicorp/absent/aws\"\n  version = \"1.0.0\"\n}\n",
+    )
+    .expect("tf");
+    let err = fails(&mut terraform(
+        &other,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
+    assert!(
+        err.contains("Module \"x\"")
+            && err.contains("cannot be found in the module registry")
+            && err.contains("registry.terraform.io")
+            && !err.contains("no such host"),
+        "{err}"
+    );
+
+    // An archive changed on the appliance after import is refused at serve, named.
+    let archive = mirror.join(format!("modules/{DEMO}/1.1.0.tar.gz"));
+    std::fs::copy(
+        mirror.join(format!("modules/{DEMO}/2.0.0.tar.gz")),
+        &archive,
+    )
+    .expect("swap");
+    std::fs::remove_dir_all(work.join(".terraform")).expect("rm .terraform");
+    let err = fails(&mut terraform(
+        &work,
+        &rc,
+        &pki.ca,
+        &["init", "-input=false"],
+    ));
+    let err = err.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        err.contains(&format!("module {DEMO} 1.1.0: "))
+            && err.contains("has sha256")
+            && err.contains("import-module --replace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn import_module_checks_the_address_the_version_and_the_archive() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mirror = tmp.path().join("mirror");
+    let module = module_dir(tmp.path(), "x");
+    for (source, version, message) in [
+        (
+            "registry.coder.com/coder/../coder",
+            "1.0.0",
+            "invalid module source",
+        ),
+        ("coder/demo", "1.0.0", "wrong number of parts"),
+        (
+            "registry.coder.com/coder/demo",
+            "1.0.0",
+            "namespace and name",
+        ),
+        (
+            "registry.coder.com/coder/demo/Co-der",
+            "1.0.0",
+            "provider part",
+        ),
+        (DEMO, "1.0", "invalid version"),
+    ] {
+        let err = fails(&mut import_module(&mirror, source, version, &module));
+        assert!(err.contains(message), "{source} {version}: {err}");
+    }
+    let link = tmp.path().join("linked");
+    std::fs::create_dir_all(&link).expect("mkdir");
+    std::fs::write(link.join("main.tf"), "").expect("tf");
+    std::os::unix::fs::symlink("/etc/passwd", link.join("passwd")).expect("symlink");
+    let err = fails(&mut import_module(&mirror, DEMO, "1.0.0", &link));
+    assert!(err.contains("\"passwd\" is a symbolic link"), "{err}");
+    let junk = tmp.path().join("junk.tar.gz");
+    std::fs::write(&junk, "not an archive").expect("write");
+    let err = fails(&mut import_module(&mirror, DEMO, "1.0.0", &junk));
+    assert!(err.contains("neither a directory"), "{err}");
+    assert!(
+        !mirror.join(format!("modules/{DEMO}/index.json")).exists(),
+        "nothing recorded"
+    );
+}
+
+#[test]
+fn verify_rehashes_module_archives() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mirror = tmp.path().join("mirror");
+    ok(&mut import_module(
+        &mirror,
+        DEMO,
+        "1.0.0",
+        &module_dir(tmp.path(), "a"),
+    ));
+    ok(&mut import_module(
+        &mirror,
+        DEMO,
+        "1.1.0",
+        &module_dir(tmp.path(), "b"),
+    ));
+    let out = ok(airgap().args(["mirror", "verify", "--dir"]).arg(&mirror));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("and 2 module version(s) match"), "{stderr}");
+    std::fs::copy(
+        mirror.join(format!("modules/{DEMO}/1.1.0.tar.gz")),
+        mirror.join(format!("modules/{DEMO}/1.0.0.tar.gz")),
+    )
+    .expect("swap");
+    let err = fails(airgap().args(["mirror", "verify", "--dir"]).arg(&mirror));
+    assert!(
+        err.contains(&format!("FAILED module {DEMO} 1.0.0:")) && err.contains("--replace"),
+        "{err}"
+    );
+}

@@ -314,3 +314,64 @@ fn a_file_replaced_on_disk_is_served_fresh() {
     std::fs::remove_file(&file).expect("rm");
     assert_eq!(raw(&server, &format!("GET {path}"), &[]).status, 404);
 }
+
+#[test]
+fn serves_the_module_registry_protocol_and_nothing_outside_the_store() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    tree(tmp.path());
+    let module = tmp.path().join("module");
+    std::fs::create_dir_all(&module).expect("mkdir");
+    std::fs::write(module.join("main.tf"), "output \"x\" { value = 1 }\n").expect("tf");
+    let store = airgap_mirror::ModuleStore::new(tmp.path().join("mirror"));
+    let addr: airgap_mirror::ModuleAddr =
+        "registry.coder.com/coder/demo/coder".parse().expect("addr");
+    let imported = store
+        .import(&addr, &"1.0.0".parse().expect("v"), &module, false)
+        .expect("import");
+    let server = start(tmp.path());
+    let base = "/modules/v1/registry.coder.com/coder/demo/coder";
+
+    let versions = raw(&server, &format!("GET {base}/versions"), &[]);
+    assert_eq!(versions.status, 200);
+    assert_eq!(versions.header("content-type"), Some("application/json"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&versions.body).expect("json"),
+        serde_json::json!({"modules": [{"versions": [{"version": "1.0.0"}]}]})
+    );
+    let download = raw(&server, &format!("GET {base}/1.0.0/download"), &[]);
+    assert_eq!(download.status, 204);
+    assert_eq!(download.header("x-terraform-get"), Some("./module.tar.gz"));
+    let archive = raw(&server, &format!("GET {base}/1.0.0/module.tar.gz"), &[]);
+    assert_eq!(archive.status, 200);
+    assert_eq!(archive.header("content-type"), Some("application/gzip"));
+    assert_eq!(
+        archive.body,
+        std::fs::read(&imported.path).expect("archive")
+    );
+
+    for unknown in [
+        format!("GET {base}/1.1.0/download"),
+        format!("GET {base}/1.1.0/module.tar.gz"),
+        "GET /modules/v1/registry.coder.com/coder/other/coder/versions".to_string(),
+        format!("GET {base}/1.0.0/index.json"),
+        format!("GET {base}/index.json"),
+    ] {
+        assert_eq!(raw(&server, &unknown, &[]).status, 404, "{unknown}");
+    }
+    for bad in [
+        "GET /modules/v1/registry.coder.com/coder/demo/../../../../secret.txt/versions",
+        "GET /modules/v1/registry.coder.com/%2e%2e/%2e%2e/%2e%2e/versions",
+        "GET /modules/v1/registry.coder.com/coder/demo/coder/..%2f..%2fsecret/download",
+    ] {
+        let reply = raw(&server, bad, &[]);
+        assert!(
+            reply.status == 400 || reply.status == 404,
+            "{bad}: {}",
+            reply.status
+        );
+        assert!(
+            !String::from_utf8_lossy(&reply.body).contains("outside the tree"),
+            "{bad}"
+        );
+    }
+}
