@@ -363,14 +363,20 @@ impl Mirror {
 
 /// Names of the visible subdirectories of `dir` (none if it does not exist).
 fn subdirs(dir: &Path) -> Result<Vec<String>, LayoutError> {
+    visible_subdirs(dir).map_err(|source| io_err(dir, source))
+}
+
+/// Names of the visible (not dot-named) subdirectories of `dir`; none if `dir` does not
+/// exist. Shared by the provider layout and the module store, which walk the same way.
+pub(crate) fn visible_subdirs(dir: &Path) -> io::Result<Vec<String>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(io_err(dir, source)),
+        Err(e) => return Err(e),
     };
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| io_err(dir, source))?;
+        let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.starts_with('.') && entry.path().is_dir() {
             names.push(name);

@@ -458,20 +458,7 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Names of the visible subdirectories of `dir` (none if it does not exist).
 fn subdirs(dir: &Path) -> Result<Vec<String>, ModuleError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(io_err(dir, source)),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| io_err(dir, source))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.') && entry.path().is_dir() {
-            names.push(name);
-        }
-    }
-    Ok(names)
+    crate::layout::visible_subdirs(dir).map_err(|cause| io_err(dir, cause))
 }
 
 #[cfg(test)]

@@ -595,9 +595,12 @@ fn parse_range(range: &str, len: u64) -> RangeWanted {
 }
 
 fn status(code: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Body::from(
-        code.canonical_reason().unwrap_or("").to_string(),
-    ));
+    text(code, code.canonical_reason().unwrap_or("").to_string())
+}
+
+/// A `text/plain` answer with `body` as it is.
+fn text(code: StatusCode, body: String) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = code;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

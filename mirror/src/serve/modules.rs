@@ -255,14 +255,9 @@ fn located() -> Response<Body> {
     resp
 }
 
+/// A one-line `text/plain` answer that Terraform shows to the user.
 fn text(code: StatusCode, message: String) -> Response<Body> {
-    let mut resp = Response::new(Body::from(format!("{message}\n")));
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
+    super::text(code, format!("{message}\n"))
 }
 
 #[cfg(test)]
