@@ -192,7 +192,10 @@ impl Lock {
         text.push(b'\n');
         airgap_fsutil::atomic_write(path, &text).map_err(|e| StageError {
             path: path.to_path_buf(),
-            message: format!("cannot write: {e}"),
+            message: match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            },
         })
     }
 }
