@@ -294,10 +294,8 @@ fn unpack_release(
 
 fn save_manifest(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
     let path = dir.join(MANIFEST_FILE);
-    let tmp = dir.join(format!("{MANIFEST_FILE}.partial"));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(manifest)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+    airgap_fsutil::atomic_write(&path, &serde_json::to_vec_pretty(manifest)?)?;
+    Ok(())
 }
 
 /// Certificates, trust bundle, terraformrc, settings, the external URL secret, the

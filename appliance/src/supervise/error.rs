@@ -71,6 +71,9 @@ pub enum SuperviseError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// A file could not be replaced durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
 }
 
 impl SuperviseError {
