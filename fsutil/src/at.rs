@@ -194,10 +194,15 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let fd = open_dir(tmp.path());
         let dir = DirAt::new(&fd, tmp.path());
-        let write = |owner| atomic_write_at(dir, "a", 0o644, Some(owner), |_| Ok::<_, WriteError>(()));
+        let write =
+            |owner| atomic_write_at(dir, "a", 0o644, Some(owner), |_| Ok::<_, WriteError>(()));
         if Uid::effective().is_root() {
             // Root gives the file away before it becomes visible.
-            write(Owner { uid: 65534, gid: 65534 }).expect("chown to nobody");
+            write(Owner {
+                uid: 65534,
+                gid: 65534,
+            })
+            .expect("chown to nobody");
             let meta = std::fs::metadata(tmp.path().join("a")).expect("meta");
             assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
         } else {

@@ -336,7 +336,8 @@ mod tests {
 
     #[test]
     fn into_io_error_keeps_the_kind_and_the_step() {
-        let err: io::Error = WriteError::new("/a/b", Step::SyncFile, io::Error::other("eio")).into();
+        let err: io::Error =
+            WriteError::new("/a/b", Step::SyncFile, io::Error::other("eio")).into();
         assert_eq!(err.kind(), io::ErrorKind::Other);
         assert_eq!(err.to_string(), "cannot fsync /a/b");
     }

@@ -374,7 +374,11 @@ fn write_hba(data_dir: &Path) -> Result<()> {
     if std::fs::read_to_string(&path).is_ok_and(|c| c == PG_HBA) {
         return Ok(());
     }
-    Ok(airgap_fsutil::atomic_write_mode(&path, PG_HBA.as_bytes(), 0o600)?)
+    Ok(airgap_fsutil::atomic_write_mode(
+        &path,
+        PG_HBA.as_bytes(),
+        0o600,
+    )?)
 }
 
 /// The pid in `data_dir/postmaster.pid` when that process is alive and is a postgres
