@@ -5,9 +5,9 @@
 //! opened once; every directory below it is opened relative to its parent's handle with
 //! `O_NOFOLLOW | O_DIRECTORY` (one name at a time, never a path with separators), and
 //! every directory root writes into is checked to belong to root and to be writable by
-//! nobody else. Files are created under a fresh temporary name with
-//! `O_CREAT | O_EXCL | O_NOFOLLOW`, synced, given their owner and mode through the open
-//! file, renamed into place relative to the handle and the directory synced. A symbolic
+//! nobody else. Files are replaced through [`airgap_fsutil::at`]: created under a fresh
+//! temporary name with `O_CREAT | O_EXCL | O_NOFOLLOW`, synced, given their owner and mode
+//! through the open file, renamed into place relative to the handle and the directory synced. A symbolic
 //! link where a directory or file is expected is refused, never followed.
 //!
 //! See [`crate::layout`] for which directories are root's and which the
@@ -24,6 +24,8 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{FileStat, Mode, SFlag};
 use nix::unistd::{Gid, Uid, UnlinkatFlags};
+
+use airgap_fsutil::{Step, WriteError};
 
 /// Errors from a directory-handle operation; each names the path and, where the tree is
 /// wrong, the command that fixes it.
@@ -77,6 +79,9 @@ pub enum RootDirError {
         /// The name.
         name: String,
     },
+    /// A file could not be replaced durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
 }
 
 type Result<T> = std::result::Result<T, RootDirError>;
@@ -262,53 +267,22 @@ impl Dir {
         fill: impl FnOnce(&mut File) -> std::io::Result<()>,
     ) -> Result<()> {
         let path = self.child(name)?;
-        let tmp = temp_name(name);
-        let tmp_path = self.path.join(&tmp);
-        // Left by a killed writer that had our pid; no live process uses the name.
-        let _ = nix::unistd::unlinkat(&self.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::openat(
-            &self.fd,
-            tmp.as_str(),
-            flags,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(io("create", &tmp_path))?;
-        let mut file = File::from(fd);
-        let written = (|| {
-            fill(&mut file)
-                .and_then(|()| file.sync_all())
-                .map_err(|cause| RootDirError::Io {
-                    what: "write",
-                    path: tmp_path.clone(),
-                    cause,
-                })?;
-            if let Some(owner) = owner {
-                nix::unistd::fchown(
-                    &file,
-                    Some(Uid::from_raw(owner.uid)),
-                    Some(Gid::from_raw(owner.gid)),
-                )
-                .map_err(io("chown", &tmp_path))?;
-            }
-            nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode))
-                .map_err(io("chmod", &tmp_path))?;
-            nix::fcntl::renameat(&self.fd, tmp.as_str(), &self.fd, name)
-                .map_err(io("rename into place", &path))
-        })();
-        if written.is_err() {
-            let _ = nix::unistd::unlinkat(&self.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-        }
-        written?;
-        self.sync()
+        let dir = airgap_fsutil::at::DirAt::new(&self.fd, &self.path);
+        let owner = owner.map(|o| airgap_fsutil::at::Owner {
+            uid: o.uid,
+            gid: o.gid,
+        });
+        airgap_fsutil::at::atomic_write_at(dir, name, mode, owner, |file| {
+            fill(file).map_err(|e| WriteError::new(&path, Step::Write, e))
+        })?;
+        Ok(())
     }
 
     /// Points the symlink `name` at `target` in one rename (a new link under a temporary
     /// name, renamed over the old one), then syncs the directory.
     pub fn symlink(&self, name: &str, target: &Path) -> Result<()> {
         let path = self.child(name)?;
-        let tmp = temp_name(name);
+        let tmp = airgap_fsutil::at::temp_name(name);
         let _ = nix::unistd::unlinkat(&self.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         nix::unistd::symlinkat(target, &self.fd, tmp.as_str())
             .map_err(io("create symlink", &self.path.join(&tmp)))?;
@@ -465,11 +439,6 @@ fn regular(fd: &OwnedFd, path: &Path) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// `.NAME.PID.new`: a temporary sibling no other writer uses.
-fn temp_name(name: &str) -> String {
-    format!(".{name}.{}.new", std::process::id())
 }
 
 #[cfg(test)]

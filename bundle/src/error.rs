@@ -209,6 +209,9 @@ pub enum BundleError {
         /// The target directory.
         path: PathBuf,
     },
+    /// A file or directory could not be put in place durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
 }
 
 /// Result with [`BundleError`].

@@ -117,39 +117,35 @@ pub fn pack(
     .at(stage)?;
 
     progress.phase("packing", total);
-    let out_dir = parent_dir(out);
-    let tmp = tempfile::Builder::new()
-        .prefix(".pack-")
-        .suffix(".part")
-        .tempfile_in(&out_dir)
-        .at(&out_dir)?;
-    let sink = PrehashWriter {
-        inner: BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone().at(tmp.path())?),
-        hash: Prehash::default(),
-        count: 0,
-    };
-    let mut tar = tar::Builder::new(ParallelGzWriter::new(sink, threads));
     let mtime = created.unix_timestamp().max(0) as u64;
-    append_bytes(&mut tar, MANIFEST_NAME, &manifest_bytes, mtime).at(tmp.path())?;
-    append_bytes(&mut tar, MANIFEST_SIG_NAME, manifest_sig.as_bytes(), mtime).at(tmp.path())?;
-    append_bytes(
-        &mut tar,
-        SHA256SUMS_NAME,
-        manifest.sha256sums().as_bytes(),
-        mtime,
-    )
-    .at(tmp.path())?;
-    append_stage(&mut tar, &entries, &manifest, mtime, progress, tmp.path())?;
-    let gz = tar.into_inner().at(tmp.path())?;
-    let mut sink = gz.finish().at(tmp.path())?;
-    sink.flush().at(tmp.path())?;
-    let PrehashWriter { inner, hash, count } = sink;
-    drop(inner);
+    let (hash, count) = airgap_fsutil::atomic_write_with(out, 0o644, |file| {
+        let sink = PrehashWriter {
+            inner: BufWriter::with_capacity(1 << 20, file.try_clone().at(out)?),
+            hash: Prehash::default(),
+            count: 0,
+        };
+        let mut tar = tar::Builder::new(ParallelGzWriter::new(sink, threads));
+        append_bytes(&mut tar, MANIFEST_NAME, &manifest_bytes, mtime).at(out)?;
+        append_bytes(&mut tar, MANIFEST_SIG_NAME, manifest_sig.as_bytes(), mtime).at(out)?;
+        append_bytes(
+            &mut tar,
+            SHA256SUMS_NAME,
+            manifest.sha256sums().as_bytes(),
+            mtime,
+        )
+        .at(out)?;
+        append_stage(&mut tar, &entries, &manifest, mtime, progress, out)?;
+        let gz = tar.into_inner().at(out)?;
+        let mut sink = gz.finish().at(out)?;
+        sink.flush().at(out)?;
+        let PrehashWriter { inner, hash, count } = sink;
+        drop(inner);
+        Ok::<_, BundleError>((hash, count))
+    })?;
 
     let signature = signature_path(out);
     let bundle_sig = sign_prehash(key, hash, &trusted_comment(&manifest, &file_name(out)));
-    finish_file(tmp, out)?;
-    write_atomic(&signature, bundle_sig.as_bytes())?;
+    airgap_fsutil::atomic_write(&signature, bundle_sig.as_bytes())?;
     Ok(PackSummary {
         manifest,
         bundle: out.to_path_buf(),
@@ -320,42 +316,10 @@ fn append_stage<W: Write>(
     Ok(())
 }
 
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// Makes a finished temporary file world-readable, durable, and moves it to `dest`.
-fn finish_file(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .at(tmp.path())?;
-    tmp.as_file().sync_all().at(tmp.path())?;
-    tmp.persist(dest).map_err(|e| BundleError::Io {
-        path: dest.to_path_buf(),
-        cause: e.error,
-    })?;
-    Ok(())
-}
-
-/// Writes `bytes` to `dest` through a temporary file and a rename.
-pub(crate) fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = parent_dir(dest);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .at(&dir)?;
-    tmp.write_all(bytes).at(tmp.path())?;
-    finish_file(tmp, dest)
 }
 
 #[cfg(test)]

@@ -42,14 +42,12 @@ impl Staged {
     /// and syncs the parent. On failure the staging directory is removed.
     pub fn persist(self, into: &Path) -> Result<Verified> {
         let staged = self.dir.keep();
-        if let Err(cause) = std::fs::rename(&staged, into) {
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(BundleError::Io {
-                path: into.to_path_buf(),
-                cause,
-            });
+        if let Err(e) = airgap_fsutil::rename(&staged, into) {
+            if e.step() == airgap_fsutil::Step::Rename {
+                let _ = std::fs::remove_dir_all(&staged);
+            }
+            return Err(e.into());
         }
-        sync_dir(&parent_of(into))?;
         Ok(self.verified)
     }
 }
@@ -153,8 +151,4 @@ impl Sink for DirSink {
         io::copy(content, &mut file).at(&path)?;
         file.sync_all().at(&path)
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }

@@ -133,6 +133,10 @@ pub enum CertsError {
     /// The system's random number generator failed.
     #[error("the system random number generator failed: {0}")]
     Random(String),
+
+    /// A file could not be replaced durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
 }
 
 /// Shorthand for results of this crate.

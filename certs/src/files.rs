@@ -1,9 +1,9 @@
-//! File-system steps that never leave a half-written file behind: every file is written to
-//! a temporary name in its final directory and renamed into place, private keys are created
-//! with mode 0600 from their first byte, and symlinks are swapped by rename.
+//! File-system steps that never leave a half-written file behind: every file is replaced
+//! through [`airgap_fsutil`] (a temporary name in its final directory, synced, renamed into
+//! place, the directory synced), private keys are created with mode 0600 from their first
+//! byte, and symlinks are swapped by rename with the directory synced.
 
 use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -30,29 +30,10 @@ pub(crate) fn temp_sibling(path: &Path) -> Result<PathBuf> {
     Ok(path.with_file_name(format!(".{name}.tmp-{}", random_hex(6)?)))
 }
 
-/// Writes `bytes` to `path` atomically: a temp file created with `mode`, synced, renamed.
+/// Replaces `path` with `bytes` durably ([`airgap_fsutil::atomic_write_mode`]): a new
+/// file with `mode` from its first byte, synced, renamed into place, the directory synced.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = temp_sibling(path)?;
-    let result = write_new(&tmp, bytes, mode).and_then(|()| {
-        std::fs::rename(&tmp, path).map_err(CertsError::io("rename into place", path))
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Creates `path` (which must not exist) with `mode`, writes `bytes` and syncs it.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(CertsError::io("create", path))?;
-    file.write_all(bytes)
-        .map_err(CertsError::io("write", path))?;
-    file.sync_all().map_err(CertsError::io("sync", path))
+    Ok(airgap_fsutil::atomic_write_mode(path, bytes, mode)?)
 }
 
 /// Creates directory `path` with mode 0700 (its parents with the default mode).
@@ -89,14 +70,16 @@ pub(crate) fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
     std::fs::rename(&tmp, link).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         CertsError::io("rename symlink into place", link)(e)
-    })
+    })?;
+    match link.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
+    }
 }
 
 /// Syncs directory `dir`, so renames in it survive a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(CertsError::io("sync directory", dir))
+    Ok(airgap_fsutil::sync_dir(dir)?)
 }
 
 /// An exclusive lock on `DIR/.lock`, held until the returned file is dropped, so two

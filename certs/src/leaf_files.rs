@@ -108,16 +108,11 @@ impl LeafPaths {
             leaf.chain_pem.as_bytes(),
             files::PUBLIC,
         )?;
-        files::sync_dir(&version)?;
         let previous = std::fs::read_link(self.store.join("current")).ok();
         files::replace_symlink(Path::new(leaf.serial.as_str()), &self.store.join("current"))?;
-        files::sync_dir(&self.store)?;
         let current = Path::new(&self.store_name).join("current");
         files::replace_symlink(&current.join("tls.crt"), &self.cert)?;
         files::replace_symlink(&current.join("tls.key"), &self.key)?;
-        if let Some(parent) = self.cert.parent().filter(|p| !p.as_os_str().is_empty()) {
-            files::sync_dir(parent)?;
-        }
         self.prune(leaf.serial.as_str(), previous.as_deref());
         Ok(())
     }

@@ -149,6 +149,9 @@ pub enum FetchError {
         /// The cause (printed in the message; not a `source`).
         cause: io::Error,
     },
+    /// A finished download could not be put in place durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
 }
 
 /// How the fetcher talks to the network.
@@ -455,12 +458,12 @@ impl Fetcher {
                 });
             }
         }
-        std::fs::rename(part, dest).map_err(|cause| {
-            Attempt::Fatal(FetchError::Io {
-                path: dest.to_path_buf(),
-                cause,
-            })
-        })?;
+        // fsync can take a while for a large file: off the async threads.
+        let (from, to) = (part.to_path_buf(), dest.to_path_buf());
+        tokio::task::spawn_blocking(move || airgap_fsutil::persist(&from, &to))
+            .await
+            .map_err(|e| Attempt::Retry(e.to_string()))?
+            .map_err(|e| Attempt::Fatal(FetchError::Write(e)))?;
         Ok(Downloaded {
             sha256,
             bytes,

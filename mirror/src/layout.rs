@@ -63,6 +63,9 @@ pub enum LayoutError {
         /// Its recorded hashes.
         existing: String,
     },
+    /// A file could not be put in place durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
 }
 
 /// A fully qualified provider source address: HOST/NAMESPACE/TYPE (all lower case).
@@ -322,7 +325,8 @@ impl Mirror {
             let mut version_json = self.read_version(&provider, &version)?;
             for item in items {
                 let dest = self.archive_path(&provider, &version, &item.platform);
-                std::fs::rename(&item.path, &dest).map_err(|source| io_err(&dest, source))?;
+                // Synced again here: an imported zip was copied, not written durably.
+                airgap_fsutil::persist(&item.path, &dest)?;
                 let url = provider.archive_name(&version, &item.platform);
                 let entry = ArchiveEntry {
                     url,
@@ -400,22 +404,14 @@ pub(crate) fn read_json_or_default<T: for<'de> Deserialize<'de> + Default>(
     })
 }
 
-/// Writes JSON to a temporary file beside `path` (mode 0644) and renames it into place.
+/// Replaces `path` with pretty JSON (mode 0644), durably.
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), LayoutError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| LayoutError::Json {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
     bytes.push(b'\n');
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|source| io_err(dir, source))?;
-    std::fs::write(tmp.path(), &bytes).map_err(|source| io_err(tmp.path(), source))?;
-    set_public_mode(tmp.path())?;
-    tmp.persist(path).map_err(|e| io_err(path, e.error))?;
-    Ok(())
+    Ok(airgap_fsutil::atomic_write(path, &bytes)?)
 }
 
 /// Makes a file world-readable (0644): temp files start 0600, but web servers must read them.

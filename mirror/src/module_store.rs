@@ -63,6 +63,9 @@ pub enum ModuleError {
     /// The module directory or archive is unusable.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// A file could not be replaced durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
     /// An import would silently replace a different archive.
     #[error("{slot}: {path} already holds a different archive (sha256 {existing}); pass --replace to overwrite it")]
     Exists {
@@ -387,8 +390,7 @@ impl ModuleStore {
         })?;
         json.push(b'\n');
         let index_path = dir.join("index.json");
-        airgap_fsutil::atomic_write(&index_path, &json)
-            .map_err(|source| io_err(&index_path, source))?;
+        airgap_fsutil::atomic_write(&index_path, &json)?;
         Ok(ModuleImported {
             path: dest,
             sha256,
@@ -429,13 +431,7 @@ fn publish(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<(), ModuleError>
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
             .map_err(|source| io_err(tmp.path(), source))?;
     }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|source| io_err(tmp.path(), source))?;
-    tmp.persist(dest).map_err(|e| io_err(dest, e.error))?;
-    if let Some(dir) = dest.parent() {
-        airgap_fsutil::sync_dir(dir).map_err(|source| io_err(dir, source))?;
-    }
+    airgap_fsutil::persist(tmp.path(), dest)?;
     Ok(())
 }
 

@@ -89,14 +89,9 @@ pub struct Component {
     pub artifacts: Vec<Artifact>,
 }
 
-/// An inclusive version range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionRange {
-    /// Lowest accepted.
-    pub min: String,
-    /// Highest accepted.
-    pub max: String,
-}
+/// An inclusive version range of [`airgap_version::Version`]s, stored as
+/// `{"min": "1.1.0", "max": "1.14.9"}` (the same strings as ever).
+pub use airgap_version::VersionRange;
 
 /// One provider version in the stage's mirror.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -192,7 +187,10 @@ impl Lock {
         text.push(b'\n');
         airgap_fsutil::atomic_write(path, &text).map_err(|e| StageError {
             path: path.to_path_buf(),
-            message: format!("cannot write: {e}"),
+            message: match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            },
         })
     }
 }
@@ -335,6 +333,28 @@ mod tests {
         let view = PackView::read(dir.path()).expect("full lock");
         assert_eq!(view.bundle.expires_in_days, Some(90));
         assert_eq!(view.components["postgres"].version, "15.18.0");
+    }
+
+    #[test]
+    fn the_terraform_range_is_stored_as_two_version_strings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lock = sample();
+        lock.components.coderd.terraform_range = Some(VersionRange {
+            min: "1.1.0".parse().expect("min"),
+            max: "1.14.9".parse().expect("max"),
+        });
+        lock.write(dir.path()).expect("write");
+        let text = std::fs::read_to_string(Lock::path(dir.path())).expect("read");
+        let stored = "\"terraform_range\": {\n        \"min\": \"1.1.0\",\n        \"max\": \"1.14.9\"\n      }";
+        assert!(text.contains(stored), "{text}");
+        assert_eq!(Lock::read(dir.path()).expect("read back"), lock);
+        std::fs::write(
+            Lock::path(dir.path()),
+            text.replace("\"1.14.9\"", "\"1.x\""),
+        )
+        .expect("corrupt");
+        let err = Lock::read(dir.path()).expect_err("not a version");
+        assert!(err.message.contains("not a valid lock file"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::error::SyncError;
 use super::fetch::{self, Ctx, Prepared};
 use super::spec::CoderSection;
 use super::stagefs::{self, Move};
-use airgap_stage::{Component, VersionRange};
+use airgap_stage::Component;
 
 const NAME: &str = "coderd";
 const FIELD: &str = "coder";
@@ -48,8 +48,7 @@ pub async fn prepare(
         None => remote(ctx, spec, platform, &sums, sums_url.as_ref()).await?,
     };
     coderd.warnings.extend(warnings);
-    coderd.component.terraform_range = super::spec::terraform_range(&coderd.component.version)
-        .map(|(min, max)| VersionRange { min, max });
+    coderd.component.terraform_range = super::spec::terraform_range(&coderd.component.version);
     let docs = match (spec.docs, sums_url) {
         (true, Some(url)) => Some(docs(ctx, spec, &sums, &url).await?),
         _ => None,

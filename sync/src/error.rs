@@ -147,6 +147,9 @@ pub enum SyncError {
         /// The cause.
         cause: std::io::Error,
     },
+    /// A file or directory could not be put in place durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
 }
 
 /// `map_err` helper: an io::Error at `path`.

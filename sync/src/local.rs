@@ -44,10 +44,11 @@ pub fn coder_version(binary: &Path) -> Result<String, SyncError> {
     Ok(clean_version(&v))
 }
 
-/// `v2.35.3+0123abc` → `2.35.3`.
+/// `v2.35.3+0123abc` → `2.35.3`: the [`airgap_version::Version`] it names, printed
+/// canonically. Text that names no version is kept (trimmed) for the check that reports it.
 pub fn clean_version(v: &str) -> String {
-    let v = v.trim().trim_start_matches('v');
-    v.split('+').next().unwrap_or(v).to_string()
+    v.parse::<airgap_version::Version>()
+        .map_or_else(|_| v.trim().to_string(), |v| v.to_string())
 }
 
 /// `pg_config --version` (`PostgreSQL 15.14 (Debian …)`) → `15.14`.

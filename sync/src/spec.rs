@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use airgap_mirror::spec::MirrorSpec;
 use airgap_mirror::Platform;
+use airgap_version::{Place, Version, VersionRange};
 use serde::Deserialize;
 
 use super::error::{io_at, SyncError};
@@ -289,53 +290,34 @@ fn set_value(existing: Option<&toml::Value>, raw: &str) -> toml::Value {
 const KNOWN_TERRAFORM: &[(&str, &str, &str)] =
     &[("2.30", "1.1.0", "1.14.9"), ("2.35", "1.1.0", "1.14.9")];
 
-/// The Terraform range a Coder version accepts, as (min, max), if known.
-pub fn terraform_range(coder_version: &str) -> Option<(String, String)> {
-    let minor = minor_of(coder_version)?;
-    KNOWN_TERRAFORM
-        .iter()
-        .find(|(c, _, _)| *c == minor)
-        .map(|(_, min, max)| (min.to_string(), max.to_string()))
+/// The Terraform range a Coder version accepts, if known.
+pub fn terraform_range(coder_version: &str) -> Option<VersionRange> {
+    let coder: Version = coder_version.parse().ok()?;
+    let minor = format!("{}.{}", coder.major, coder.minor);
+    let (_, min, max) = KNOWN_TERRAFORM.iter().find(|(c, _, _)| *c == minor)?;
+    Some(VersionRange {
+        min: min.parse().ok()?,
+        max: max.parse().ok()?,
+    })
 }
 
 /// A warning when the pinned Coder/Terraform pair is outside what this table knows.
 pub fn pair_warning(coder_version: &str, terraform_version: &str) -> Option<String> {
-    let Some((min, max)) = terraform_range(coder_version) else {
+    let Some(range) = terraform_range(coder_version) else {
         return Some(format!(
             "coder {coder_version}: its Terraform range is not in this build's table; check minTerraformVersion and maxTerraformVersion in provisioner/terraform/install.go at tag v{coder_version} and pin a Terraform between them"
         ));
     };
-    let v = numeric(terraform_version)?;
-    if v < numeric(&min)? {
-        return Some(format!(
+    let VersionRange { min, max } = &range;
+    match range.place(&terraform_version.parse().ok()?) {
+        Place::Below => Some(format!(
             "terraform {terraform_version} is below {min}, the minimum coder {coder_version} accepts: offline, coderd would try to download its own Terraform and fail"
-        ));
-    }
-    if v > numeric(&max)? {
-        return Some(format!(
+        )),
+        Place::Above => Some(format!(
             "terraform {terraform_version} is above {max}, the maximum coder {coder_version} was tested with: coderd will log a warning at start (pin {min}..={max} to avoid it)"
-        ));
+        )),
+        Place::Inside => None,
     }
-    None
-}
-
-fn minor_of(version: &str) -> Option<String> {
-    let v = version.trim_start_matches('v');
-    let mut parts = v.split('.');
-    Some(format!("{}.{}", parts.next()?, parts.next()?))
-}
-
-fn numeric(version: &str) -> Option<(u64, u64, u64)> {
-    let mut parts = version.trim_start_matches('v').split('.');
-    let mut next = || {
-        parts
-            .next()?
-            .split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()
-    };
-    Some((next()?, next()?, next()?))
 }
 
 /// Resolves a key from a file or URL: (bytes, where it came from).
@@ -452,7 +434,7 @@ mod tests {
         assert!(pair_warning("2.99.0", "1.14.5").is_some());
         // Corrected from provisioner/terraform/install.go at v2.35.x (max 1.14.9, not 1.15.9).
         assert_eq!(
-            terraform_range("2.35.3"),
+            terraform_range("2.35.3").map(|r| (r.min.to_string(), r.max.to_string())),
             Some(("1.1.0".to_string(), "1.14.9".to_string()))
         );
         let above = pair_warning("2.35.3", "1.15.5").unwrap_or_default();

@@ -21,7 +21,8 @@ pub struct Move {
     pub to: String,
 }
 
-/// Renames every prepared item into the stage, replacing what was there.
+/// Renames every prepared item into the stage, replacing what was there: a file is synced
+/// first ([`airgap_fsutil::persist`]), and each rename's directories are fsynced.
 pub fn commit(stage: &Path, moves: &[Move]) -> Result<(), SyncError> {
     let trash = stage.join(TMP_DIR).join("replaced");
     std::fs::create_dir_all(&trash).map_err(io_at(&trash))?;
@@ -34,7 +35,11 @@ pub fn commit(stage: &Path, moves: &[Move]) -> Result<(), SyncError> {
             let old = trash.join(i.to_string());
             std::fs::rename(&dest, &old).map_err(io_at(&dest))?;
         }
-        std::fs::rename(&m.from, &dest).map_err(io_at(&dest))?;
+        if m.from.is_file() {
+            airgap_fsutil::persist(&m.from, &dest)?;
+        } else {
+            airgap_fsutil::rename(&m.from, &dest)?;
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use airgap_tool::Tool;
+use airgap_version::{Place, Version};
 
 use super::Check;
 use crate::config::Config;
@@ -178,7 +179,14 @@ async fn terraform_check(layout: &Layout, vars: &BTreeMap<String, String>) -> Ch
     };
     const REPIN: &str =
         "pin a Terraform inside coderd's range in appliance.toml, then sync, pack and install";
-    match place(&version, &range.min, &range.max) {
+    let Ok(parsed) = version.parse::<Version>() else {
+        return Check::fail(
+            NAME,
+            format!("{} printed {version:?}, not a version", found.display()),
+            "re-install the bundle (the binary is damaged)",
+        );
+    };
+    match range.place(&parsed) {
         Place::Below => Check::fail(
             NAME,
             format!("terraform {version} is below {}, the minimum coderd accepts: it would download its own Terraform, which fails offline", range.min),
@@ -210,25 +218,6 @@ async fn terraform_version(bin: &Path) -> Result<String, String> {
         .find_map(|w| w.strip_prefix('v'))
         .map(str::to_string)
         .ok_or_else(|| format!("{} printed no version", bin.display()))
-}
-
-/// Where a version sits against coderd's accepted range.
-#[derive(Debug, PartialEq, Eq)]
-enum Place {
-    Below,
-    Inside,
-    Above,
-}
-
-fn place(version: &str, min: &str, max: &str) -> Place {
-    let key = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
-    if key(version) < key(min) {
-        Place::Below
-    } else if key(version) > key(max) {
-        Place::Above
-    } else {
-        Place::Inside
-    }
 }
 
 fn canonical(path: &Path) -> PathBuf {
@@ -441,6 +430,7 @@ fn disk_check(layout: &Layout) -> Check {
 mod tests {
     use super::*;
     use crate::env::{coderd_env, CoderdSettings};
+    use airgap_version::VersionRange;
 
     fn written() -> BTreeMap<String, String> {
         let settings = CoderdSettings {
@@ -591,6 +581,14 @@ mod tests {
 
     #[test]
     fn terraform_range_places_versions() {
+        let place = |version: &str, min: &str, max: &str| {
+            let v = |s: &str| s.parse::<Version>().expect("version");
+            VersionRange {
+                min: v(min),
+                max: v(max),
+            }
+            .place(&v(version))
+        };
         assert_eq!(place("1.0.9", "1.1.0", "1.14.9"), Place::Below);
         assert_eq!(place("1.1.0", "1.1.0", "1.14.9"), Place::Inside);
         assert_eq!(place("1.14.9", "1.1.0", "1.14.9"), Place::Inside);

@@ -265,6 +265,9 @@ pub enum InstallError {
     /// A PostgreSQL operation (start, migrations, ledger, backup, restore) failed.
     #[error(transparent)]
     Postgres(#[from] PgError),
+    /// A file could not be replaced durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
     /// A SQL statement of install or rollback itself failed.
     #[error("{what}: {cause}")]
     Sql {

@@ -362,11 +362,10 @@ fn unpack_release(
 
 fn save_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     let path = dir.join(MANIFEST_FILE);
-    let tmp = dir.join(format!("{MANIFEST_FILE}.partial"));
     let json = serde_json::to_vec_pretty(manifest)
         .map_err(InstallError::json(format!("writing {}", path.display())))?;
-    std::fs::write(&tmp, json).map_err(InstallError::io("writing", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(InstallError::io("writing", &path))
+    airgap_fsutil::atomic_write(&path, &json)?;
+    Ok(())
 }
 
 /// Certificates, trust bundle, terraformrc, settings, the external URL secret, the

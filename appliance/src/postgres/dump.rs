@@ -89,19 +89,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| PgError::Sql(format!("background task failed: {e}")))?
 }
 
-/// Syncs `tmp`, hashes it, renames it to `out` and syncs the directory.
+/// Hashes `tmp`, then syncs it, renames it to `out` and syncs the directory
+/// ([`airgap_fsutil::persist`]).
 fn move_into_place(tmp: PathBuf, out: PathBuf) -> impl FnOnce() -> Result<DumpInfo> {
     move || {
-        let file = std::fs::File::open(&tmp).map_err(|e| PgError::io("cannot open", &tmp, e))?;
-        file.sync_all()
-            .map_err(|e| PgError::io("cannot sync", &tmp, e))?;
         let mut info = hash_file(&tmp)?;
-        std::fs::rename(&tmp, &out).map_err(|e| PgError::io("cannot rename into", &out, e))?;
-        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| PgError::io("cannot sync", dir, e))?;
-        }
+        airgap_fsutil::persist(&tmp, &out)?;
         info.path = out;
         Ok(info)
     }

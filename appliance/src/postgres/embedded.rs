@@ -370,17 +370,17 @@ fn prepare_dirs(s: &EmbeddedSettings) -> Result<()> {
     Ok(())
 }
 
-/// Writes the managed pg_hba.conf when it differs (atomically: temp file + rename).
+/// Writes the managed pg_hba.conf (mode 0600) when it differs, durably.
 fn write_hba(data_dir: &Path) -> Result<()> {
     let path = data_dir.join("pg_hba.conf");
     if std::fs::read_to_string(&path).is_ok_and(|c| c == PG_HBA) {
         return Ok(());
     }
-    let tmp = data_dir.join("pg_hba.conf.coder-airgap");
-    std::fs::write(&tmp, PG_HBA)
-        .and_then(|()| std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)))
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| PgError::io("cannot write", &path, e))
+    Ok(airgap_fsutil::atomic_write_mode(
+        &path,
+        PG_HBA.as_bytes(),
+        0o600,
+    )?)
 }
 
 /// The pid in `data_dir/postmaster.pid` when that process is alive and is a postgres

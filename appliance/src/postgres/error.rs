@@ -126,6 +126,9 @@ pub enum PgError {
     /// A stored record could not be read back (corrupt ledger row).
     #[error("ledger row is invalid: {0}")]
     Ledger(String),
+    /// A file could not be put in place durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
 }
 
 impl PgError {

@@ -78,6 +78,9 @@ pub enum SuperviseError {
         /// The cause.
         cause: std::io::Error,
     },
+    /// A file could not be replaced durably (names the path and the step).
+    #[error(transparent)]
+    Write(#[from] airgap_fsutil::WriteError),
 }
 
 /// `?` on a [`PgError`]: the message says it came from Postgres and carries its text (the

@@ -3,9 +3,8 @@
 //! report, not a lock: `status` checks every pid it names before believing it, since an
 //! `up` that was SIGKILLed leaves its last state behind.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -211,7 +210,8 @@ impl State {
         })
     }
 
-    /// Writes the state to `path` atomically (temp file, then rename), stamping `updated`.
+    /// Writes the state to `path` durably ([`airgap_fsutil::atomic_write`]), stamping
+    /// `updated`.
     pub fn write(&mut self, path: &Path) -> Result<(), SuperviseError> {
         self.updated = now_rfc3339();
         let mut json = serde_json::to_vec_pretty(self).map_err(|e| SuperviseError::StateFile {
@@ -219,14 +219,7 @@ impl State {
             message: e.to_string(),
         })?;
         json.push(b'\n');
-        let tmp = temp_sibling(path);
-        let io = SuperviseError::io("cannot write", path);
-        let mut file =
-            std::fs::File::create(&tmp).map_err(SuperviseError::io("cannot write", &tmp))?;
-        file.write_all(&json)
-            .and_then(|()| file.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(io)
+        Ok(airgap_fsutil::atomic_write(path, &json)?)
     }
 
     /// The recorded coderd process, if any.
@@ -245,14 +238,6 @@ fn process_id(pid: Option<u32>, start: Option<u64>) -> Option<ProcessId> {
         pid: pid?,
         start: start?,
     })
-}
-
-/// `state.json` → `.state.json.tmp` in the same directory (same file system for rename).
-fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tmp"))
 }
 
 /// Now, as RFC 3339 in UTC.
