@@ -133,6 +133,14 @@ pub fn verify(mirror: &Mirror) -> Result<VerifyReport, LayoutError> {
     Ok(report)
 }
 
+/// Re-hashes only the module store's archives against its `index.json`, as [`verify`]
+/// does (for `doctor`, which checks the providers by asking the running mirror).
+pub fn verify_module_store(mirror: &Mirror) -> VerifyReport {
+    let mut report = VerifyReport::default();
+    verify_modules(mirror, &mut report);
+    report
+}
+
 /// Re-hashes every module archive against the store's `index.json`.
 fn verify_modules(mirror: &Mirror, report: &mut VerifyReport) {
     let store = crate::ModuleStore::new(mirror.root());

@@ -6,7 +6,8 @@
 //! raw nor encoded traversal nor a symlink can reach outside.
 //!
 //! Under [`MODULES_PREFIX`] the module store is served with the Module Registry Protocol
-//! (see `serve/modules.rs`).
+//! (see `serve/modules.rs`); `/providers/modules/…` is 404 however it is spelled, so a
+//! module archive is only reachable with its sha256 checked.
 //!
 //! Small files are cached in memory by canonical path (one copy however a request spells
 //! it), at most 32 MiB in all. Connections are handled by [`crate::listener`], which holds
@@ -416,7 +417,9 @@ fn load(real: Arc<Path>) -> io::Result<Option<Loaded>> {
     }))))
 }
 
-/// Maps a raw request path to a regular file inside `root`, or `None` (→ 404).
+/// Maps a raw request path to a regular file inside `root` and outside its module store
+/// (whose archives are served only with their sha256 checked, under [`MODULES_PREFIX`]),
+/// or `None` (→ 404).
 fn resolve(root: &Path, raw: &str) -> Option<PathBuf> {
     let rel = raw.strip_prefix(PREFIX)?;
     let mut path = root.to_path_buf();
@@ -434,7 +437,9 @@ fn resolve(root: &Path, raw: &str) -> Option<PathBuf> {
         path.push(decoded.as_ref());
     }
     let real = std::fs::canonicalize(&path).ok()?;
-    real.starts_with(root).then_some(real)
+    // The module store is served only through the checked module route.
+    let modules = root.join(crate::module_store::MODULES_DIR);
+    (real.starts_with(root) && !real.starts_with(modules)).then_some(real)
 }
 
 /// Where a response body comes from.

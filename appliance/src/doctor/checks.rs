@@ -51,6 +51,7 @@ pub async fn run_all(layout: &Layout) -> Vec<Check> {
     checks.push(terraformrc_check(layout, &vars));
     checks.push(certificate_check(layout, &config).await);
     checks.push(mirror_check(layout, &config).await);
+    checks.push(modules_check(layout));
     checks.push(postgres_check(layout).await);
     checks.push(disk_check(layout));
     checks
@@ -362,6 +363,43 @@ async fn mirror_check(layout: &Layout, config: &Config) -> Check {
     )
 }
 
+/// Every module version in the current release's module store still has the sha256 its
+/// index records (the mirror refuses a damaged archive with 409 at `terraform init`).
+fn modules_check(layout: &Layout) -> Check {
+    match Release::current(layout) {
+        Ok(release) => modules_verdict(&release.providers_dir()),
+        Err(e) => Check::fail(MODULES, e.to_string(), REINSTALL),
+    }
+}
+
+const MODULES: &str = "modules";
+
+/// The `modules` verdict on the mirror tree `providers_dir`.
+fn modules_verdict(providers_dir: &Path) -> Check {
+    const FIX: &str = "re-install the bundle (`coder-airgap install`); for a site's own module, `coder-airgap mirror import-module --dir ROOT/current/providers --replace …` it again";
+    let report =
+        airgap_mirror::maintain::verify_module_store(&airgap_mirror::Mirror::new(providers_dir));
+    if report.problems.is_empty() {
+        return Check::pass(
+            MODULES,
+            format!(
+                "{} module versions match the store's index",
+                report.module_versions
+            ),
+        );
+    }
+    Check::fail(
+        MODULES,
+        format!(
+            "{} of {} module versions damaged: {}",
+            report.problems.len(),
+            report.module_versions,
+            report.problems.join("; ")
+        ),
+        FIX,
+    )
+}
+
 /// The database coderd uses answers, and its version.
 async fn postgres_check(layout: &Layout) -> Check {
     const NAME: &str = "postgres";
@@ -576,6 +614,51 @@ mod tests {
         let check = terraform_check(&layout, &vars).await;
         assert!(check.ok, "{check:?}");
         assert!(check.detail.contains("1.5.7"), "{check:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn modules_pass_with_a_count_and_a_damaged_archive_fails_named(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let providers = dir.path().join("providers");
+        let empty = modules_verdict(&providers);
+        assert!(empty.ok, "{empty:?}");
+        assert!(empty.detail.starts_with("0 module versions"), "{empty:?}");
+
+        let store = airgap_mirror::ModuleStore::new(&providers);
+        let module = dir.path().join("module");
+        std::fs::create_dir_all(&module)?;
+        let addr: airgap_mirror::ModuleAddr = "registry.coder.com/coder/demo/coder".parse()?;
+        for version in ["1.0.0", "1.1.0"] {
+            std::fs::write(
+                module.join("main.tf"),
+                format!("output \"v\" {{ value = \"{version}\" }}\n"),
+            )?;
+            store.import(&addr, &version.parse()?, &module, false)?;
+        }
+        let good = modules_verdict(&providers);
+        assert!(good.ok, "{good:?}");
+        assert_eq!(
+            good.detail, "2 module versions match the store's index",
+            "{good:?}"
+        );
+
+        let archive = store.archive_path(&addr, &"1.1.0".parse()?);
+        std::fs::write(&archive, b"not the imported archive")?;
+        let bad = modules_verdict(&providers);
+        assert!(!bad.ok, "{bad:?}");
+        assert!(
+            bad.detail.starts_with("1 of 2 module versions damaged"),
+            "{bad:?}"
+        );
+        assert!(
+            bad.detail
+                .contains("module registry.coder.com/coder/demo/coder 1.1.0"),
+            "{bad:?}"
+        );
+        assert!(!bad.detail.contains("1.0.0"), "{bad:?}");
+        assert!(bad.fix.contains("coder-airgap install"), "{bad:?}");
         Ok(())
     }
 

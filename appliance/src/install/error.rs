@@ -252,6 +252,9 @@ pub enum InstallError {
     /// The Terraform CLI configuration could not be made.
     #[error(transparent)]
     Mirror(#[from] airgap_mirror::layout::LayoutError),
+    /// The release's module store could not be read (its message names the file).
+    #[error(transparent)]
+    Modules(#[from] airgap_mirror::module_store::ModuleError),
     /// coderd's environment file could not be written.
     #[error("writing {}: {cause}", path.display())]
     Env {

@@ -158,7 +158,7 @@ pub fn install(req: &Request, progress: &dyn airgap_bundle::Progress) -> Result<
         .map(|r| r.name)
         .filter(|r| *r != name);
     Step::Configure.enter();
-    configure(req, &layout, &tree, &user)?;
+    configure(req, &layout, &tree, &user, &name)?;
     Step::Database.enter();
     database_step(&layout, &tree, &user, &name)?;
     Step::Switch.enter();
@@ -370,8 +370,15 @@ fn save_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
 
 /// Certificates, trust bundle, terraformrc, settings, the external URL secret, the
 /// systemd unit and a copy of this program under ROOT/bin, each written through the
-/// directory handles of `tree`.
-fn configure(req: &Request, layout: &Layout, tree: &Tree, user: &ServiceUser) -> Result<()> {
+/// directory handles of `tree`. The terraformrc is made for release `name`: it names
+/// every module host that release's mirror serves.
+fn configure(
+    req: &Request,
+    layout: &Layout,
+    tree: &Tree,
+    user: &ServiceUser,
+    name: &str,
+) -> Result<()> {
     let mirror_addr = req.config.mirror_listen;
     let plan = tls::TlsPlan {
         access: &req.config.access_url,
@@ -383,7 +390,8 @@ fn configure(req: &Request, layout: &Layout, tree: &Tree, user: &ServiceUser) ->
     let ca = tls::open_ca(&req.config.ca_dir, req.create_ca, &plan)?;
     tls::issue_all(&ca, layout, &tree.tls, &plan)?;
     tls::hand_keys_to(&tree.tls, user)?;
-    let rc = airgap_mirror::maintain::terraformrc(&mirror_url(mirror_addr))?;
+    let release = Release::open(layout.release(name))?;
+    let rc = terraformrc(&release.providers_dir(), mirror_addr)?;
     tree.etc
         .write_file("terraformrc", rc.as_bytes(), 0o644, None)?;
     tree.etc.write_file(
@@ -405,6 +413,19 @@ fn configure(req: &Request, layout: &Layout, tree: &Tree, user: &ServiceUser) ->
     tree.systemd
         .write_file("coder-airgap.service", unit.as_bytes(), 0o644, None)?;
     Ok(())
+}
+
+/// The Terraform CLI configuration for the mirror tree `providers_dir` (a release's
+/// [`Release::providers_dir`], which `up`'s mirror serves) at `mirror_addr`: the provider
+/// mirror, and a `host` block for every host the tree's module store carries modules of
+/// (besides registry.coder.com and registry.terraform.io, which always get one), so a
+/// template's module sources on those hosts resolve to the mirror, never to DNS.
+pub fn terraformrc(providers_dir: &Path, mirror_addr: SocketAddr) -> Result<String> {
+    let hosts = airgap_mirror::ModuleStore::new(providers_dir).hosts()?;
+    Ok(airgap_mirror::maintain::terraformrc_with_hosts(
+        &mirror_url(mirror_addr),
+        &hosts,
+    )?)
 }
 
 /// The mirror URL Terraform on this host uses: loopback when the mirror listens on all
@@ -524,6 +545,46 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn the_terraformrc_names_every_module_host_the_release_serves(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let providers = dir.path().join("release/providers");
+        let addr: SocketAddr = "0.0.0.0:8443".parse()?;
+        let host_block = |host: &str| {
+            format!(
+                "host \"{host}\" {{\n  services = {{\n    \"modules.v1\" = \"https://127.0.0.1:8443/modules/v1/{host}/\"\n  }}\n}}\n"
+            )
+        };
+        // Without a module store: the two public registries only.
+        let bare = terraformrc(&providers, addr)?;
+        assert!(
+            bare.contains("url = \"https://127.0.0.1:8443/providers/\""),
+            "{bare}"
+        );
+        assert!(bare.contains(&host_block("registry.coder.com")), "{bare}");
+        assert!(
+            bare.contains(&host_block("registry.terraform.io")),
+            "{bare}"
+        );
+        assert!(!bare.contains("git.example.corp"), "{bare}");
+
+        let module = dir.path().join("module");
+        std::fs::create_dir_all(&module)?;
+        std::fs::write(module.join("main.tf"), "output \"x\" { value = 1 }\n")?;
+        airgap_mirror::ModuleStore::new(&providers).import(
+            &"git.example.corp/platform/vpc/aws".parse()?,
+            &"1.0.0".parse()?,
+            &module,
+            false,
+        )?;
+        let rc = terraformrc(&providers, addr)?;
+        assert!(rc.contains(&host_block("git.example.corp")), "{rc}");
+        assert!(rc.contains(&host_block("registry.coder.com")), "{rc}");
+        assert_eq!(rc.matches("host \"").count(), 3, "{rc}");
+        Ok(())
+    }
 
     #[test]
     fn a_second_install_on_the_same_root_is_refused_as_locked(

@@ -375,3 +375,45 @@ fn serves_the_module_registry_protocol_and_nothing_outside_the_store() {
         );
     }
 }
+
+#[test]
+fn the_provider_route_serves_nothing_of_the_module_store() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    tree(tmp.path());
+    let module = tmp.path().join("module");
+    std::fs::create_dir_all(&module).expect("mkdir");
+    std::fs::write(module.join("main.tf"), "output \"x\" { value = 1 }\n").expect("tf");
+    let store = airgap_mirror::ModuleStore::new(tmp.path().join("mirror"));
+    let addr: airgap_mirror::ModuleAddr =
+        "registry.coder.com/coder/demo/coder".parse().expect("addr");
+    store
+        .import(&addr, &"1.0.0".parse().expect("v"), &module, false)
+        .expect("import");
+    // A link elsewhere in the provider tree that leads into the store.
+    std::os::unix::fs::symlink(
+        tmp.path()
+            .join("mirror/modules/registry.coder.com/coder/demo/coder"),
+        tmp.path()
+            .join("mirror/registry.example.test/acme/into-modules"),
+    )
+    .expect("symlink");
+    let server = start(tmp.path());
+
+    // The provider route still serves providers, and the module route the archive.
+    assert_eq!(raw(&server, &format!("GET {ZIP}"), &[]).status, 200);
+    let checked = "GET /modules/v1/registry.coder.com/coder/demo/coder/1.0.0/module.tar.gz";
+    assert_eq!(raw(&server, checked, &[]).status, 200);
+    for spelling in [
+        "/providers/modules/registry.coder.com/coder/demo/coder/1.0.0.tar.gz",
+        "/providers/modules/registry.coder.com/coder/demo/coder/index.json",
+        "/providers/%6dodules/registry.coder.com/coder/demo/coder/1.0.0.tar.gz",
+        "/providers/modules%2fregistry.coder.com/coder/demo/coder/1.0.0.tar.gz",
+        "/providers/registry.example.test/acme/into-modules/1.0.0.tar.gz",
+        "/providers/registry.example.test/acme/into-modules/index.json",
+        "/providers/registry.example.test/../modules/registry.coder.com/coder/demo/coder/index.json",
+    ] {
+        let reply = raw(&server, &format!("GET {spelling}"), &[]);
+        assert_eq!(reply.status, 404, "{spelling}");
+        assert!(reply.body.len() < 200, "{spelling}: {} bytes", reply.body.len());
+    }
+}
